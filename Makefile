@@ -1,0 +1,75 @@
+# arca build: `make` (binary + plugins), `make check` (every test), `make install PREFIX=...`.
+VERSION     := 0.1.0
+PREFIX      ?= /usr/local
+BUILD       ?= build
+CC          ?= cc
+PKG_CONFIG  ?= pkg-config
+
+WARN        := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -O2 -g $(WARN) \
+               -DARCA_VERSION='"$(VERSION)"' -Icore/include -Icore
+CFLAGS      ?=
+SAN         ?=
+ALL_CFLAGS  := $(BASE_CFLAGS) $(SAN) $(CFLAGS)
+LDFLAGS     ?=
+
+CORE_PKGS   := libarchive libzstd jansson inih libcrypto
+CORE_LIBS   := $(shell $(PKG_CONFIG) --libs $(CORE_PKGS)) -lpthread -ldl
+CORE_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(CORE_PKGS))
+
+CORE_SRC    := $(wildcard core/*.c)
+CORE_OBJ    := $(patsubst core/%.c,$(BUILD)/core/%.o,$(CORE_SRC))
+CORE_LIBOBJ := $(filter-out $(BUILD)/core/main.o,$(CORE_OBJ))
+
+# Every folder under plugins/ except common/ is one plugin; plugins/common/*.c is
+# linked into each of them. A plugin's extra pkg-config packages: plugins/<n>/pkgs.
+PLUGINS     := $(filter-out common,$(notdir $(patsubst %/,%,$(wildcard plugins/*/))))
+PLUGIN_SO   := $(patsubst %,$(BUILD)/plugins/%.so,$(PLUGINS))
+COMMON_SRC  := $(wildcard plugins/common/*.c)
+
+.PHONY: all check install demo clean unit
+all: $(BUILD)/arca $(PLUGIN_SO)
+
+$(BUILD)/core/%.o: core/%.c $(wildcard core/*.h) core/include/arca/plugin.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CORE_CFLAGS) -c $< -o $@
+
+$(BUILD)/arca: $(CORE_OBJ)
+	$(CC) $(SAN) $(LDFLAGS) -o $@ $^ $(CORE_LIBS)
+
+define plugin_rule
+$(BUILD)/plugins/$(1).so: $(wildcard plugins/$(1)/*.c plugins/$(1)/*.h) $(COMMON_SRC) $(wildcard plugins/common/*.h) core/include/arca/plugin.h
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(ALL_CFLAGS) -fPIC -shared -fvisibility=hidden -Iplugins/common \
+	  $$(if $$(wildcard plugins/$(1)/pkgs),$$(shell $$(PKG_CONFIG) --cflags $$(shell cat plugins/$(1)/pkgs))) \
+	  -o $$@ $(wildcard plugins/$(1)/*.c) $(COMMON_SRC) $$(LDFLAGS) \
+	  $$(if $$(wildcard plugins/$(1)/pkgs),$$(shell $$(PKG_CONFIG) --libs $$(shell cat plugins/$(1)/pkgs))) -lpthread
+endef
+$(foreach p,$(PLUGINS),$(eval $(call plugin_rule,$(p))))
+
+# Unit tests (cmocka): tests/unit/test_<x>.c links the core objects except main.
+UNIT_SRC    := $(wildcard tests/unit/test_*.c)
+UNIT_BIN    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+UNIT_HELP   := $(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c))
+$(BUILD)/tests/%: tests/unit/%.c $(UNIT_HELP) $(wildcard tests/unit/*.h) $(CORE_LIBOBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CORE_CFLAGS) -Itests/unit -o $@ $< $(UNIT_HELP) $(CORE_LIBOBJ) $(CORE_LIBS) $(shell $(PKG_CONFIG) --libs cmocka)
+unit: $(UNIT_BIN)
+
+check: all unit
+	tests/run
+
+demo: all
+	tests/demo.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/arca/plugins \
+	  $(DESTDIR)$(PREFIX)/include/arca $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 755 $(BUILD)/arca $(DESTDIR)$(PREFIX)/bin/arca
+	install -m 755 $(PLUGIN_SO) $(DESTDIR)$(PREFIX)/lib/arca/plugins/
+	install -m 644 core/include/arca/plugin.h $(DESTDIR)$(PREFIX)/include/arca/plugin.h
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' core/arca-plugin.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/arca-plugin.pc
+
+clean:
+	rm -rf $(BUILD)
