@@ -126,6 +126,8 @@ static plug *section_plugin(session *s, cfg_section *sec, void **cfg_out, errlis
     return *cfg_out ? p : NULL;
 }
 
+static pipeline *resolve_pipeline(session *s, const char *name, int instantiate, errlist *errs);
+
 void session_check_all(session *s, errlist *errs)
 {
     cfg_file *c = s->cfg;
@@ -137,7 +139,7 @@ void session_check_all(session *s, errlist *errs)
             inst *in = session_instance(s, sec->kind, sec->name, errs);
             inst_destroy(in);
         } else if (!strcmp(sec->kind, "pipeline") && sec->name) {
-            pipeline *p = session_pipeline(s, sec->name, errs);
+            pipeline *p = resolve_pipeline(s, sec->name, 0, errs);
             pipeline_free(p);
         }
     }
@@ -165,6 +167,13 @@ inst *session_instance(session *s, const char *kind, const char *name, errlist *
 
 pipeline *session_pipeline(session *s, const char *name, errlist *errs)
 {
+    return resolve_pipeline(s, name, 1, errs);
+}
+
+/* With instantiate = 0 only the pipeline's own keys and references are checked
+ * (config check validates each section once, on its own). */
+static pipeline *resolve_pipeline(session *s, const char *name, int instantiate, errlist *errs)
+{
     cfg_section *sec = cfg_find(s->cfg, "pipeline", name);
     if (!sec) {
         errlist_add(errs, "%s: no [pipeline %s] section", s->cfg->path, name);
@@ -188,7 +197,7 @@ pipeline *session_pipeline(session *s, const char *name, errlist *errs)
     if (!cfg_find(s->cfg, "source", pc->source))
         errlist_add(errs, "%s:%d: %s: source = '%s': no [source %s] section", s->cfg->path, sk->line, sec->label,
                     pc->source, pc->source);
-    else
+    else if (instantiate)
         p->source = session_instance(s, "source", pc->source, errs);
     size_t nd;
     char **dl = cfg_split_list(pc->destination, &nd);
@@ -208,7 +217,7 @@ pipeline *session_pipeline(session *s, const char *name, errlist *errs)
                         sec->label, dl[i], dl[i]);
             continue;
         }
-        inst *d = session_instance(s, "destination", dl[i], errs);
+        inst *d = instantiate ? session_instance(s, "destination", dl[i], errs) : NULL;
         if (d)
             p->dests[p->ndests++] = d;
     }

@@ -360,9 +360,11 @@ int engine_scan_file(const char *path, json_t **header, char **mtext, size_t *ml
     *mtext = NULL;
     int rc = ARCA_OK, n = 0;
     if (archive_read_open_filename(a, path, 1 << 20) != ARCHIVE_OK) {
-        *err = xasprintf("%s: cannot open archive: %s", path, archive_error_string(a));
+        /* a file we cannot open is an I/O failure; one we cannot parse is malformed */
+        int io = archive_errno(a) == ENOENT || archive_errno(a) == EACCES || archive_errno(a) == EISDIR;
+        *err = xasprintf("%s: %s: %s", path, io ? "cannot open archive" : "not an arca archive", archive_error_string(a));
         archive_read_free(a);
-        return errno == ENOENT ? ARCA_EFAIL : ARCA_EINTEGRITY;
+        return io ? ARCA_EFAIL : ARCA_EINTEGRITY;
     }
     for (;;) {
         int r = archive_read_next_header(a, &e);
