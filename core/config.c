@@ -124,14 +124,15 @@ static char *expand(parse_ctx *p, const char *key, const char *v)
         } else if (s[0] == '$' && s[1] == '{') {
             const char *end = strchr(s + 2, '}');
             if (!end) {
-                errlist_add(p->errs, "%s:%d: %s: unterminated ${ in value", p->c->path, p->line, key);
+                errlist_add(p->errs, "%s:%d: %s: %s: unterminated ${ in value", p->c->path, p->line, p->c->sec[p->cur].label, key);
                 free(out);
                 return NULL;
             }
             var = strndup(s + 2, (size_t)(end - s - 2));
             add = getenv(var);
             if (!add) {
-                errlist_add(p->errs, "%s:%d: %s: environment variable '%s' is not set", p->c->path, p->line, key, var);
+                errlist_add(p->errs, "%s:%d: %s: %s: environment variable '%s' is not set", p->c->path, p->line,
+                            p->c->sec[p->cur].label, key, var);
                 free(var);
                 free(out);
                 return NULL;
