@@ -557,7 +557,7 @@ int engine_object_end(arca_object *o)
 
 /* ---- driving a backup ------------------------------------------------------- */
 
-void backup_new_id(char *buf, size_t n)
+void backup_new_id(char *buf, size_t n, int64_t when, int ms)
 {
     unsigned char r[3] = {0};
     if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
@@ -567,12 +567,13 @@ void backup_new_id(char *buf, size_t n)
         r[1] = (unsigned char)(ts.tv_nsec >> 8);
         r[2] = (unsigned char)getpid();
     }
-    time_t t = time(NULL);
+    time_t t = (time_t)when;
     struct tm tm;
     gmtime_r(&t, &tm);
     char ts[32];
-    strftime(ts, sizeof ts, "%Y%m%dT%H%M%SZ", &tm);
-    snprintf(buf, n, "%s-%02x%02x%02x", ts, r[0], r[1], r[2]);
+    strftime(ts, sizeof ts, "%Y%m%dT%H%M%S", &tm);
+    /* milliseconds keep `latest` right for backups taken in the same second */
+    snprintf(buf, n, "%s.%03dZ-%02x%02x%02x", ts, ms, r[0], r[1], r[2]);
 }
 
 static void remove_everywhere(pipeline *p, const char *name, size_t upto)
@@ -612,8 +613,10 @@ int engine_backup(pipeline *p, backup_result *r, char **err)
     bk b;
     memset(&b, 0, sizeof b);
     b.p = p;
-    b.created = (int64_t)time(NULL);
-    backup_new_id(b.id, sizeof b.id);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    b.created = (int64_t)now.tv_sec;
+    backup_new_id(b.id, sizeof b.id, b.created, (int)(now.tv_nsec / 1000000));
     b.ns = p->source->plug->desc->name;
     b.info = json_object();
     b.max_inflight = (size_t)p->workers * 2 + 2;

@@ -182,8 +182,11 @@ cfg_file *cfg_load(const char *path, errlist *errs)
     cfg_file *c = xcalloc(1, sizeof *c);
     c->path = xstrdup(path);
     parse_ctx p = {c, errs, f, 0, -1};
+    /* Debian's inih reads into a fixed 200-byte buffer unless told to grow it. */
     ini_use_stack = false;
-    ini_max_line = 8192;
+    ini_allow_realloc = true;
+    ini_initial_alloc = 1024;
+    ini_max_line = 65536;
     ini_allow_multiline = false;
     int rc = ini_parse_stream(reader, &p, handler, &p);
     fclose(f);

@@ -68,6 +68,6 @@ void progress_add(uint64_t bytes);
 void progress_end(void);
 
 /* New backup id: UTC time plus random suffix, sortable. */
-void backup_new_id(char *buf, size_t n);
+void backup_new_id(char *buf, size_t n, int64_t when, int ms);
 
 #endif

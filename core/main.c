@@ -233,7 +233,7 @@ static void idlist_free(idlist *l)
 
 static int id_is_sane(const char *id)
 {
-    return *id && strlen(id) < 64 && strspn(id, "0123456789TZabcdef-") == strlen(id);
+    return *id && strlen(id) < 64 && strspn(id, "0123456789TZabcdef-.") == strlen(id);
 }
 
 /* Resolve ID or "latest" to a concrete id and the first destination holding it. */

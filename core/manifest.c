@@ -202,6 +202,9 @@ manifest *manifest_parse(const char *text, size_t len, const char *where, char *
         strcmp(json_string_value(json_object_get(r, "format")) ?: "", "arca-manifest"))
         BAD("%s: not an arca manifest of format version %d", where, ARCA_FORMAT_VERSION);
     m->header = json_object_get(r, "header");
+    if (strcmp(json_string_value(json_object_get(m->header, "format")) ?: "", ARCA_FORMAT_NAME) ||
+        json_integer_value(json_object_get(m->header, "format_version")) != ARCA_FORMAT_VERSION)
+        BAD("%s: archive header is not arca format version %d (written by a newer arca?)", where, ARCA_FORMAT_VERSION);
     m->id = json_string_value(json_object_get(m->header, "backup_id"));
     m->ns = json_string_value(json_object_get(json_object_get(m->header, "source"), "namespace"));
     if (!m->id || !m->ns || !name_is_safe(m->ns) || strchr(m->ns, '/') || u64(m->header, "chunk_size", &m->chunk_size) ||
@@ -229,7 +232,8 @@ manifest *manifest_parse(const char *text, size_t len, const char *where, char *
             BAD("%s: object %zu has an unsafe name '%s' (absolute, '..', or empty): refused", where, i, name ? name : "(none)");
         }
         if (kind_parse(json_string_value(json_object_get(o, "kind")), &ro->info.kind) || u64(o, "size", &ro->size) ||
-            u64(o, "chunks", &nchunks) || u64(o, "mode", &mode) || nchunks > UINT32_MAX || !json_is_integer(mt)) {
+            u64(o, "chunks", &nchunks) || u64(o, "mode", &mode) || nchunks > UINT32_MAX || !json_is_integer(mt) ||
+            mode > 07777 || (mn && (!json_is_integer(mn) || json_integer_value(mn) < 0 || json_integer_value(mn) > 999999999))) {
             free(oidx);
             BAD("%s: object '%s' has a bad kind, size, chunks, mode or mtime", where, name);
         }

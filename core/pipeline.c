@@ -26,7 +26,7 @@ const arca_option pipeline_options[] = {
     {"destination", ARCA_OPT_STRING, ARCA_OPT_REQUIRED, offsetof(pipeline_cfg, destination), NULL, NULL, 0, 0,
      "comma-separated [destination NAME] sections; one read of the source feeds them all"},
     {"compression", ARCA_OPT_STRING, 0, offsetof(pipeline_cfg, compression), "zstd:3", NULL, 0, 0,
-     "zstd:LEVEL, LEVEL from 1 to 19"},
+     "zstd:LEVEL, LEVEL from 1 (fast) to 22 (small); 3 is a good default"},
     {"chunk_size", ARCA_OPT_SIZE, 0, offsetof(pipeline_cfg, chunk_size), "0", NULL, 0, 256 << 20,
      "override [arca] chunk_size for this pipeline (0 = inherit)"},
     {"workers", ARCA_OPT_INT, 0, offsetof(pipeline_cfg, workers), "0", NULL, 0, 256,
@@ -52,9 +52,15 @@ static void *fill_section(cfg_file *c, cfg_section *sec, const arca_option *tabl
 {
     opt_kv *kv = xcalloc(sec->nkv + 1, sizeof *kv);
     size_t n = 0;
-    for (size_t i = 0; i < sec->nkv; i++)
-        if (!skip || strcmp(sec->kv[i].key, skip))
+    for (size_t i = 0; i < sec->nkv; i++) {
+        if (skip && !strcmp(sec->kv[i].key, skip))
+            continue;
+        int later = 0; /* a repeated key was reported by cfg_load; the last one counts */
+        for (size_t k = i + 1; k < sec->nkv; k++)
+            later |= !strcmp(sec->kv[k].key, sec->kv[i].key);
+        if (!later)
             kv[n++] = sec->kv[i];
+    }
     void *cfg = opt_fill_at(table, size, kv, n, sec->label, c->path, sec->line, errs);
     free(kv);
     return cfg;

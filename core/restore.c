@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_getFrameHeader */
 #include <zstd.h>
 
 #include "engine.h"
@@ -112,7 +113,8 @@ static const char *type_name(struct archive_entry *e)
 static int unsafe_member_name(const char *name)
 {
     /* our own two members are the only names without a namespace directory */
-    return !name_is_safe(name);
+    size_t n = strlen(name);
+    return !name_is_safe(name) && !(n > 1 && name[n - 1] == '/'); /* a directory is refused as such below */
 }
 
 /* Next verified data chunk: 1 with *out set, 0 at the end, <0 on failure. */
@@ -183,6 +185,10 @@ static int rd_next_chunk(rd *r, mf_read_member **out, size_t *rawlen)
             return rd_fail(r, ARCA_EINTEGRITY, xasprintf("%s: member '%s' is out of order (expected chunk %u of '%s')", r->in->where, name, ob->next_chunk, ob->name));
         if (mm->stored > r->stored_cap)
             return rd_fail(r, ARCA_EINTEGRITY, xasprintf("%s: member '%s' is larger than any chunk can compress to", r->in->where, name));
+        /* with the "none" filter, bytes consumed so far is where this member's data starts */
+        uint64_t at = (uint64_t)archive_filter_bytes(r->ar, 0);
+        if (at != mm->offset)
+            return rd_fail(r, ARCA_EINTEGRITY, xasprintf("%s: member '%s' starts at byte %" PRIu64 ", the manifest says %" PRIu64, r->in->where, name, at, mm->offset));
         int rc = read_exact(r, r->stored, (size_t)mm->stored, name);
         if (rc)
             return rc;
@@ -195,6 +201,10 @@ static int rd_next_chunk(rd *r, mf_read_member **out, size_t *rawlen)
         hex_encode(sha, 32, hex);
         if (strcmp(hex, mm->sha))
             return rd_fail(r, ARCA_EINTEGRITY, xasprintf("%s: member '%s': checksum mismatch (sha256 %s, manifest %s)", r->in->where, name, hex, mm->sha));
+        ZSTD_frameHeader fh;
+        if (ZSTD_getFrameHeader(&fh, r->stored, (size_t)mm->stored) != 0 || fh.frameType != ZSTD_frame || !fh.checksumFlag ||
+            ZSTD_findFrameCompressedSize(r->stored, (size_t)mm->stored) != mm->stored)
+            return rd_fail(r, ARCA_EINTEGRITY, xasprintf("%s: member '%s' is not exactly one zstd frame with a content checksum", r->in->where, name));
         unsigned long long fcs = ZSTD_getFrameContentSize(r->stored, (size_t)mm->stored);
         if (fcs != mm->raw)
             return rd_fail(r, ARCA_EINTEGRITY, xasprintf("%s: member '%s': zstd frame content size disagrees with the manifest", r->in->where, name));

@@ -40,7 +40,7 @@ A() { "$ARCA" -c "$C" "$@"; }
 
 # --- backup, list, archive readable by standard tools ---
 ID=$(A backup p) && pass "backup prints an id" || fail "backup prints an id" "$ID"
-[[ $ID =~ ^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$ ]] && pass "backup id is sortable UTC time plus suffix" || fail "backup id shape" "$ID"
+[[ $ID =~ ^[0-9]{8}T[0-9]{6}\.[0-9]{3}Z-[0-9a-f]{6}$ ]] && pass "backup id is sortable UTC time plus suffix" || fail "backup id shape" "$ID"
 AR=$B/$ID.arca
 [ -f "$AR" ] && [ -f "$B/$ID.manifest.json" ] && pass "destination holds archive and catalogue manifest" || fail "destination files" "$(ls -a "$B")"
 [ "$(ls -A "$B" | wc -l)" = 2 ] && pass "no temporaries left after a backup" || fail "no temporaries" "$(ls -A "$B")"
@@ -107,13 +107,28 @@ cp "$T_TMP/keep.arca" "$AR"
 expect_exit "intact again: verify exits 0" 0 A verify p "$ID"
 
 # --- crafted archives (bsdtar): nothing may be written ---
-CR=$T_TMP/craft; mkdir -p "$CR"; (cd "$CR" && tar -xf "$AR" arca.json MANIFEST.json files/a.txt.000000.zst && echo evil > evil)
-craft() { # craft NAME SUBST...   -> $CR/NAME.arca with a good member, the evil one, the manifest
+CR=$T_TMP/craft; mkdir -p "$CR"; (cd "$CR" && tar -xf "$AR" arca.json MANIFEST.json files/a.txt.000000.zst && echo evil > evil && cp MANIFEST.json MANIFEST.orig)
+# craft NAME [bsdtar options] -- MEMBERS...: an archive built by bsdtar whose manifest offsets
+# are patched to bsdtar's own layout (MANIFEST.json is last, so patching moves nothing
+# else): each crafted archive is then refused for its own defect, not for an offset.
+craft() {
     local out=$CR/$1.arca; shift
-    (cd "$CR" && bsdtar -cf "$out" --format pax -P "$@" arca.json files/a.txt.000000.zst evil MANIFEST.json)
+    local opts=(); while [ "$1" != -- ]; do opts+=("$1"); shift; done; shift
+    (cd "$CR" && cp MANIFEST.orig MANIFEST.json && bsdtar -cf "$out" --format pax -P "${opts[@]}" "$@" &&
+     python3 - "$out" MANIFEST.json <<'PY' && bsdtar -cf "$out" --format pax -P "${opts[@]}" "$@"
+import json, sys, tarfile
+m = json.load(open(sys.argv[2])); byname = {x["name"]: x for x in m["members"]}
+with tarfile.open(sys.argv[1]) as t:
+    for ti in t.getmembers():
+        if ti.name in byname and "patched" not in byname[ti.name]:
+            byname[ti.name]["offset"] = ti.offset_data; byname[ti.name]["patched"] = 1
+for x in m["members"]: x.pop("patched", None)
+json.dump(m, open(sys.argv[2], "w"))
+PY
+    )
 }
-craft dotdot -s ',^evil$,../x,'
-craft abs -s ",^evil\$,$T_TMP/abs-escape,"
+craft dotdot -s ',^evil$,../x,' -- arca.json files/a.txt.000000.zst evil MANIFEST.json
+craft abs -s ",^evil\$,$T_TMP/abs-escape," -- arca.json files/a.txt.000000.zst evil MANIFEST.json
 RT=$T_TMP/rt; mkdir -p "$RT/inner"
 cat >> "$C" <<EOF
 [source inner]
@@ -126,16 +141,16 @@ for k in dotdot abs; do
     [ -z "$(ls -A "$RT/inner")" ] && [ ! -e "$RT/x" ] && [ ! -e "$T_TMP/abs-escape" ] && [ ! -e "$RT/inner/a.txt" ] \
         && pass "crafted $k: nothing written anywhere" || fail "crafted $k: nothing written" "$(find "$RT" "$T_TMP/abs-escape" 2>/dev/null)"
 done
-(cd "$CR" && ln -sf /etc/passwd lnk && bsdtar -cf "$CR/link.arca" --format pax arca.json files/a.txt.000000.zst lnk MANIFEST.json)
+(cd "$CR" && ln -sf /etc/passwd lnk); craft link -- arca.json files/a.txt.000000.zst lnk MANIFEST.json
 expect_exit "crafted archive with a symlink member: refused with exit 3" 3 A restore --from "$CR/link.arca" --into inner
 expect_match "symlink member named" "lnk.*symbolic link.*refused" "$OUT"
-(cd "$CR" && bsdtar -cf "$CR/extra.arca" --format pax arca.json files/a.txt.000000.zst evil MANIFEST.json)
+craft extra -- arca.json files/a.txt.000000.zst evil MANIFEST.json
 expect_exit "member not in the manifest: refused with exit 3" 3 "$ARCA" verify "$CR/extra.arca"
 expect_match "unlisted member named" "'evil' is not in the manifest" "$OUT"
-(cd "$CR" && bsdtar -cf "$CR/dup.arca" --format pax arca.json files/a.txt.000000.zst files/a.txt.000000.zst MANIFEST.json)
+craft dup -- arca.json files/a.txt.000000.zst files/a.txt.000000.zst MANIFEST.json
 expect_exit "duplicate member: refused with exit 3" 3 "$ARCA" verify "$CR/dup.arca"
 expect_match "duplicate named" "a.txt.000000.zst' appears twice" "$OUT"
-python3 - "$CR/MANIFEST.json" "$CR/evilman.json" <<'PY'
+python3 - "$CR/MANIFEST.orig" "$CR/evilman.json" <<'PY'
 import json, sys
 m = json.load(open(sys.argv[1]))
 m["objects"][0]["name"] = "../../etc/evil"
@@ -144,6 +159,10 @@ PY
 (cd "$CR" && cp evilman.json MANIFEST.json.x && mkdir -p e2 && cp arca.json e2/ && cp evilman.json e2/MANIFEST.json && cd e2 && bsdtar -cf "$CR/evilman.arca" --format pax arca.json MANIFEST.json)
 expect_exit "manifest naming ../../etc/evil: refused with exit 3" 3 A restore --from "$CR/evilman.arca" --into inner
 expect_match "unsafe manifest name refused" "unsafe name.*refused" "$OUT"
+# arca's own manifest (offset 1536) over bsdtar's layout, whose headers are larger
+(cd "$CR" && cp MANIFEST.orig MANIFEST.json && bsdtar -cf "$CR/shifted.arca" --format pax arca.json files/a.txt.000000.zst MANIFEST.json)
+expect_exit "member at an offset other than the manifest's: refused with exit 3" 3 "$ARCA" verify "$CR/shifted.arca"
+expect_match "offset disagreement named" "a.txt.000000.zst' starts at byte [0-9]+, the manifest says 1536" "$OUT"
 [ -z "$(ls -A "$RT/inner")" ] && pass "refused archives wrote nothing into the target" || fail "target untouched" "$(ls -A "$RT/inner")"
 python3 - "$B/$ID.manifest.json" "$CR/sizeman.json" <<'PY'
 import json, sys
@@ -196,7 +215,7 @@ out=$("$ARCA" -c "$K/arca.ini" list p 2>&1)
 expect_exit "unknown command exits 2" 2 "$ARCA" frobnicate
 expect_exit "backup of an unknown pipeline exits 2" 2 A backup nope
 expect_match "unknown pipeline named" "no \[pipeline nope\]" "$OUT"
-expect_exit "verify of an unknown id exits 1" 1 A verify p 20200101T000000Z-000000
+expect_exit "verify of an unknown id exits 1" 1 A verify p 20200101T000000.000Z-000000
 expect_exit "restore --from without --into exits 2" 2 A restore --from "$AR"
 expect_exit "restore of a files backup into a restore flag it does not know exits 2" 2 A restore p latest --into dst --no-such-flag
 expect_exit "verify of a missing file exits 1" 1 "$ARCA" verify "$T_TMP/none.arca"
