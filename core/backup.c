@@ -60,6 +60,7 @@ typedef struct bk {
     uint64_t ar_off; /* bytes of tar produced so far */
     unsigned char *outbuf;
     size_t outlen;
+    int discard; /* after a failure: tar output (e.g. the trailer at free) goes nowhere */
     void **puts; /* one open put per destination */
     mf_member *mem;
     size_t nmem, mem_cap;
@@ -246,6 +247,8 @@ static int flush_out(bk *b)
 static la_ssize_t ar_write_cb(struct archive *a, void *ud, const void *buf, size_t len)
 {
     bk *b = ud;
+    if (b->discard)
+        return (la_ssize_t)len;
     const unsigned char *p = buf;
     size_t left = len;
     while (left) {
@@ -581,7 +584,9 @@ static void remove_everywhere(pipeline *p, const char *name, size_t upto)
     for (size_t i = 0; i < upto; i++) {
         inst *d = p->dests[i];
         int rc = d->plug->desc->destination->remove(d->state, name);
-        if (rc != ARCA_OK && rc != ARCA_ENOENT) {
+        if (rc == ARCA_ENOENT)
+            free(inst_take_error(d, rc, ""));
+        else if (rc != ARCA_OK) {
             char *m = inst_take_error(d, rc, "remove failed");
             log_msg(ARCA_LOG_WARN, "cleanup: %s (remove '%s' by hand)", m, name);
             free(m);
@@ -703,9 +708,13 @@ int engine_backup(pipeline *p, backup_result *r, char **err)
             committed++;
         }
     }
+    if (b.failed)
+        b.discard = 1;
     for (size_t i = 0; i < nopen; i++)
-        if (b.puts[i])
+        if (b.puts[i]) {
             p->dests[i]->plug->desc->destination->put_abort(b.puts[i]);
+            b.puts[i] = NULL;
+        }
     size_t mcommitted = 0;
     if (!b.failed) {
         char *mtext = manifest_text(b.header, b.objs, b.nobjs, b.mem, b.nmem);
@@ -729,8 +738,10 @@ int engine_backup(pipeline *p, backup_result *r, char **err)
         remove_everywhere(p, arname, committed);
     }
 
-    if (b.ar)
+    if (b.ar) {
+        b.discard = 1; /* a failed archive is never closed into a destination */
         archive_write_free(b.ar);
+    }
     rc = b.failed ? (b.errcode ? b.errcode : ARCA_EFAIL) : ARCA_OK;
     if (b.failed) {
         *err = b.err ? b.err : xstrdup("backup failed");

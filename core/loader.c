@@ -90,7 +90,10 @@ const char *roles_name(uint32_t roles)
     return "none";
 }
 
-/* The smallest descriptor an ABI 1.x plugin can have: everything of 1.0. */
+/* The smallest structs an ABI 1.x plugin can have: everything of 1.0. Later
+ * minors append, so a 1.0 plugin stays loadable by a 1.x core. */
+#define SRC_OPS_MIN_SIZE (offsetof(arca_source_ops, restore) + sizeof(void *))
+#define DEST_OPS_MIN_SIZE (offsetof(arca_destination_ops, remove) + sizeof(void *))
 #define DESC_MIN_SIZE (offsetof(arca_plugin, restore_config_size) + sizeof(size_t))
 
 static const char *check_desc(const arca_plugin *d, char *buf, size_t n)
@@ -114,10 +117,10 @@ static const char *check_desc(const arca_plugin *d, char *buf, size_t n)
     if (!(d->roles & (ARCA_ROLE_SOURCE | ARCA_ROLE_DESTINATION)))
         return "plugin declares no role";
     if ((d->roles & ARCA_ROLE_SOURCE) &&
-        (!d->source || d->source->size < sizeof(arca_source_ops) || !d->source->backup || !d->source->restore))
+        (!d->source || d->source->size < SRC_OPS_MIN_SIZE || !d->source->backup || !d->source->restore))
         return "source plugin lacks complete source operations";
     if ((d->roles & ARCA_ROLE_DESTINATION) &&
-        (!d->destination || d->destination->size < sizeof(arca_destination_ops) || !d->destination->put_open ||
+        (!d->destination || d->destination->size < DEST_OPS_MIN_SIZE || !d->destination->put_open ||
          !d->destination->put_write || !d->destination->put_commit || !d->destination->put_abort ||
          !d->destination->get_open || !d->destination->get_read || !d->destination->get_close ||
          !d->destination->list || !d->destination->remove))

@@ -659,7 +659,9 @@ static int cmd_inspect(int argc, char **argv)
     return rc;
 }
 
-/* Parse --name[=value] / --name value flags against the target's restore options. */
+/* Parse --name[=value] / --name value flags against the target's restore options;
+ * a switch (BOOL with ARCA_OPT_FLAG) never takes the next word. NULL with *bad = 0
+ * when the plugin declares no restore options and none were given. */
 static void *restore_flags(inst *target, int argc, char **argv, int *bad)
 {
     const arca_plugin *d = target->plug->desc;
@@ -684,39 +686,52 @@ static void *restore_flags(inst *target, int argc, char **argv, int *bad)
             if (*c == '-')
                 *c = '_';
         const arca_option *o = opt_find(d->restore_options, key);
+        if (!o) {
+            size_t len = 1;
+            for (const arca_option *r = d->restore_options; r && r->name; r++)
+                len += strlen(r->name) + 4;
+            char *known = xcalloc(1, len);
+            for (const arca_option *r = d->restore_options; r && r->name; r++) {
+                strcat(known, known[0] ? ", --" : "--");
+                size_t at = strlen(known);
+                for (const char *c = r->name; *c; c++)
+                    known[at++] = *c == '_' ? '-' : *c;
+                known[at] = 0;
+            }
+            fprintf(stderr, "arca: error: unknown restore flag '--%s' for %s (known: %s)\n", a + 2, target->label,
+                    known[0] ? known : "none");
+            free(known);
+            free(key);
+            free(val);
+            *bad = 1;
+            continue;
+        }
         if (!val) {
-            if (o && o->type == ARCA_OPT_BOOL && (o->flags & ARCA_OPT_FLAG))
+            if (o->type == ARCA_OPT_BOOL && (o->flags & ARCA_OPT_FLAG))
                 val = xstrdup("true");
-            else if (o && i + 1 < argc)
+            else if (i + 1 < argc)
                 val = xstrdup(argv[++i]);
-            else if (o) {
+            else {
                 fprintf(stderr, "arca: error: --%s needs a value\n", a + 2);
                 *bad = 1;
                 free(key);
                 continue;
-            } else {
-                val = xstrdup("");
             }
         }
         owned[no++] = key;
         owned[no++] = val;
         kv[n++] = (opt_kv){key, val, NULL, 0};
     }
-    errlist e = {0};
-    char *label = xasprintf("restore flags for %s", target->label);
     void *ro = NULL;
-    if (!*bad) {
+    if (!*bad && d->restore_options && d->restore_options->name) {
+        errlist e = {0};
+        char *label = xasprintf("restore flags for %s", target->label);
         ro = opt_fill(d->restore_options, d->restore_config_size, kv, n, label, &e);
-        if (!ro) {
-            for (size_t i = 0; i < e.n; i++) {
-                /* option names are shown as the flags the user typed */
-                fprintf(stderr, "arca: error: %s\n", e.msg[i]);
-            }
-            *bad = 1;
-        }
+        print_errors(&e);
+        *bad = ro == NULL;
+        errlist_free(&e);
+        free(label);
     }
-    errlist_free(&e);
-    free(label);
     for (size_t i = 0; i < no; i++)
         free(owned[i]);
     free(owned);
@@ -728,8 +743,13 @@ static int cmd_restore(int argc, char **argv)
 {
     const char *from = NULL, *into = NULL, *pname = NULL, *want = NULL;
     char **rest = xcalloc((size_t)argc + 1, sizeof *rest);
-    int nrest = 0;
-    for (int i = 0; i < argc; i++) {
+    int nrest = 0, i = 0;
+    /* arca restore PIPELINE [ID|latest] [flags] | arca restore --from FILE --into SOURCE [flags] */
+    if (i < argc && strncmp(argv[i], "--", 2))
+        pname = argv[i++];
+    if (pname && i < argc && strncmp(argv[i], "--", 2))
+        want = argv[i++];
+    for (; i < argc; i++) {
         if (!strcmp(argv[i], "--from") && i + 1 < argc)
             from = argv[++i];
         else if (!strncmp(argv[i], "--from=", 7))
@@ -738,19 +758,12 @@ static int cmd_restore(int argc, char **argv)
             into = argv[++i];
         else if (!strncmp(argv[i], "--into=", 7))
             into = argv[i] + 7;
-        else if (!strncmp(argv[i], "--", 2)) {
-            rest[nrest++] = argv[i];
-            /* a following non-flag word is the flag's value */
-            if (!strchr(argv[i], '=') && i + 1 < argc && strncmp(argv[i + 1], "--", 2) && (pname || from))
-                rest[nrest++] = argv[++i];
-        } else if (!pname && !from)
-            pname = argv[i];
-        else if (!want && !from)
-            want = argv[i];
-        else {
-            free(rest);
-            return usage_error("restore: unexpected argument '%s'", argv[i]);
-        }
+        else
+            rest[nrest++] = argv[i]; /* source flags and their values, judged by the plugin's table */
+    }
+    if (from && pname) {
+        free(rest);
+        return usage_error("restore takes either PIPELINE or --from FILE, not both (got '%s')", pname);
     }
     if (from && !into) {
         free(rest);
