@@ -27,7 +27,7 @@ PLUGINS     := $(filter-out common,$(notdir $(patsubst %/,%,$(wildcard plugins/*
 PLUGIN_SO   := $(patsubst %,$(BUILD)/plugins/%.so,$(PLUGINS))
 COMMON_SRC  := $(wildcard plugins/common/*.c)
 
-.PHONY: all check install demo clean unit
+.PHONY: all check install demo clean unit deps
 all: $(BUILD)/arca $(PLUGIN_SO)
 
 $(BUILD)/core/%.o: core/%.c $(wildcard core/*.h) core/include/arca/plugin.h
@@ -61,6 +61,9 @@ check: all unit
 
 demo: all
 	tests/demo.sh
+
+deps:
+	./run deps
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/arca/plugins \
