@@ -211,6 +211,18 @@ out=$("$ARCA" -c "$K/arca.ini" list p 2>&1)
 [ -z "$out" ] && pass "SIGKILL: list shows no backup" || fail "SIGKILL list" "$out"
 [ -z "$(find "$K/bk" -name '*.arca' -o -name '*.manifest.json')" ] && pass "SIGKILL: no archive under a final name" || fail "SIGKILL final names" "$(ls -a "$K/bk")"
 
+# --- SIGTERM mid-backup: exit 1, and the temporaries are gone too ---
+rm -rf "$K/bk"/.[!.]* "$K/bk"/* 2>/dev/null
+"$ARCA" -c "$K/arca.ini" backup p > /dev/null 2> "$K/err" &
+pid=$!
+for _ in $(seq 1 100); do
+    t=$(find "$K/bk" -type f -size +1k | head -1); [ -n "$t" ] && break; sleep 0.1
+done
+kill -TERM $pid 2>/dev/null; rc=0; wait $pid || rc=$?
+[ -n "$t" ] && [ "$rc" = 1 ] && pass "SIGTERM: the backup stops with exit 1" || fail "SIGTERM exit" "rc=$rc t=$t $(cat "$K/err")"
+expect_match "SIGTERM: the error says interrupted and that nothing is visible" "interrupted.*no destination shows this backup" "$(cat "$K/err")"
+[ -z "$(ls -A "$K/bk")" ] && pass "SIGTERM: the destination is left empty (temporaries removed)" || fail "SIGTERM leftovers" "$(ls -A "$K/bk")"
+
 # --- CLI contracts ---
 expect_exit "unknown command exits 2" 2 "$ARCA" frobnicate
 expect_exit "backup of an unknown pipeline exits 2" 2 A backup nope
