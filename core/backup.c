@@ -391,14 +391,6 @@ static void *writer_main(void *arg)
 
 /* ---- sink entry points (called by sources through the host table) ------------ */
 
-static uint64_t hash_name(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    while (*s)
-        h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-    return h;
-}
-
 /* Caller holds b->mu. 0 if added, -1 if the name exists. */
 static int oidx_add(bk *b, size_t idx)
 {
@@ -408,14 +400,14 @@ static int oidx_add(bk *b, size_t idx)
         memset(ni, 0xff, nc * sizeof *ni);
         for (size_t i = 0; i < b->oidx_cap; i++)
             if (b->oidx[i] != SIZE_MAX)
-                for (size_t h = hash_name(b->objs[b->oidx[i]]->name) & (nc - 1);; h = (h + 1) & (nc - 1))
+                for (size_t h = hash_str(b->objs[b->oidx[i]]->name) & (nc - 1);; h = (h + 1) & (nc - 1))
                     if (ni[h] == SIZE_MAX) { ni[h] = b->oidx[i]; break; }
         free(b->oidx);
         b->oidx = ni;
         b->oidx_cap = nc;
     }
     const char *name = b->objs[idx]->name;
-    for (size_t h = hash_name(name) & (b->oidx_cap - 1);; h = (h + 1) & (b->oidx_cap - 1)) {
+    for (size_t h = hash_str(name) & (b->oidx_cap - 1);; h = (h + 1) & (b->oidx_cap - 1)) {
         if (b->oidx[h] == SIZE_MAX) {
             b->oidx[h] = idx;
             return 0;

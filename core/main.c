@@ -86,6 +86,25 @@ static session *open_session(int *rc)
     return s;
 }
 
+/* Config plus one ready pipeline; NULL with *rc set (errors printed) otherwise. */
+static pipeline *open_pipeline(const char *name, session **sp, int *rc)
+{
+    session *s = open_session(rc);
+    *sp = s;
+    if (!s)
+        return NULL;
+    errlist e = {0};
+    pipeline *p = session_pipeline(s, name, &e);
+    if (!p) {
+        print_errors(&e);
+        errlist_free(&e);
+        session_close(s);
+        *sp = NULL;
+        *rc = EXIT_USAGE;
+    }
+    return p;
+}
+
 static void on_signal(int sig)
 {
     (void)sig;
@@ -281,17 +300,10 @@ static int cmd_backup(int argc, char **argv)
     if (argc != 1)
         return usage_error("backup takes one PIPELINE%s", "");
     int rc = 0;
-    session *s = open_session(&rc);
-    if (!s)
+    session *s;
+    pipeline *p = open_pipeline(argv[0], &s, &rc);
+    if (!p)
         return rc;
-    errlist e = {0};
-    pipeline *p = session_pipeline(s, argv[0], &e);
-    if (!p) {
-        print_errors(&e);
-        errlist_free(&e);
-        session_close(s);
-        return EXIT_USAGE;
-    }
     backup_result r = {0};
     char *err = NULL;
     int st = engine_backup(p, &r, &err);
@@ -326,17 +338,10 @@ static int cmd_list(int argc, char **argv)
     if (argc != 1)
         return usage_error("list takes one PIPELINE%s", "");
     int rc = 0;
-    session *s = open_session(&rc);
-    if (!s)
+    session *s;
+    pipeline *p = open_pipeline(argv[0], &s, &rc);
+    if (!p)
         return rc;
-    errlist e = {0};
-    pipeline *p = session_pipeline(s, argv[0], &e);
-    if (!p) {
-        print_errors(&e);
-        errlist_free(&e);
-        session_close(s);
-        return EXIT_USAGE;
-    }
     json_t *arr = json_array();
     int failed = 0;
     for (size_t i = 0; i < p->ndests; i++) {
@@ -503,17 +508,10 @@ static int cmd_verify(int argc, char **argv)
         return EXIT_OK;
     }
     int rc = 0;
-    session *s = open_session(&rc);
-    if (!s)
+    session *s;
+    pipeline *p = open_pipeline(argv[0], &s, &rc);
+    if (!p)
         return rc;
-    errlist e = {0};
-    pipeline *p = session_pipeline(s, argv[0], &e);
-    if (!p) {
-        print_errors(&e);
-        errlist_free(&e);
-        session_close(s);
-        return EXIT_USAGE;
-    }
     char id[64];
     size_t di;
     int st_rc = resolve_id(p, argc == 2 ? argv[1] : "latest", id, sizeof id, &di, &err);
@@ -629,17 +627,10 @@ static int cmd_inspect(int argc, char **argv)
     if (argc != 2)
         return usage_error("inspect takes FILE.arca or PIPELINE ID%s", "");
     int rc = 0;
-    session *s = open_session(&rc);
-    if (!s)
+    session *s;
+    pipeline *p = open_pipeline(argv[0], &s, &rc);
+    if (!p)
         return rc;
-    errlist e = {0};
-    pipeline *p = session_pipeline(s, argv[0], &e);
-    if (!p) {
-        print_errors(&e);
-        errlist_free(&e);
-        session_close(s);
-        return EXIT_USAGE;
-    }
     char id[64];
     size_t di;
     int st = resolve_id(p, argv[1], id, sizeof id, &di, &err);
@@ -872,17 +863,10 @@ static int cmd_delete(int argc, char **argv)
     if (!strcmp(argv[1], "latest") || !id_is_sane(argv[1]))
         return usage_error("delete needs an explicit backup id, not '%s'", argv[1]);
     int rc = 0;
-    session *s = open_session(&rc);
-    if (!s)
+    session *s;
+    pipeline *p = open_pipeline(argv[0], &s, &rc);
+    if (!p)
         return rc;
-    errlist e = {0};
-    pipeline *p = session_pipeline(s, argv[0], &e);
-    if (!p) {
-        print_errors(&e);
-        errlist_free(&e);
-        session_close(s);
-        return EXIT_USAGE;
-    }
     char *mf = xasprintf("%s.manifest.json", argv[1]), *ar = xasprintf("%s.arca", argv[1]);
     int found = 0, failed = 0;
     for (size_t i = 0; i < p->ndests; i++) {

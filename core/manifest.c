@@ -142,14 +142,6 @@ char *manifest_text(json_t *header, mf_object **objs, size_t nobjs, mf_member *m
     return buf;
 }
 
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    while (*s)
-        h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-    return h;
-}
-
 mf_read_member *manifest_member(manifest *m, const char *name)
 {
     if (!m->idx_cap)

@@ -184,6 +184,14 @@ void hex_encode(const unsigned char *in, size_t n, char *out)
     out[2 * n] = 0;
 }
 
+uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    while (*s)
+        h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+    return h;
+}
+
 double now_mono(void)
 {
     struct timespec ts;

@@ -41,6 +41,9 @@ int parse_bool(const char *s, int *out);
 /* Hex of n bytes into out (2n+1 bytes). */
 void hex_encode(const unsigned char *in, size_t n, char *out);
 
+/* FNV-1a of a string, for the core's small open-addressing name indexes. */
+uint64_t hash_str(const char *s);
+
 /* Time as seconds with nanoseconds, monotonic. */
 double now_mono(void);
 
