@@ -1,0 +1,407 @@
+/* nfs plugin, `path` backend: objects are files in an existing directory (a
+ * local disk or a kernel NFS mount). Puts go to a hidden temporary that is
+ * fsynced and renamed into place, so a crash never leaves a partial object
+ * under its final name. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "nfs.h"
+
+/* Shared by every put and get of the destination; immutable after create, so
+ * concurrent operations need no lock: each has its own file descriptor and the
+ * directory is only used through the *at() calls relative to `dirfd`. */
+typedef struct nfsl_inst {
+    const arca_host *host;
+    char *path; /* as configured, trailing slashes dropped: for messages */
+    int dirfd;  /* O_DIRECTORY, held so every call targets the same directory */
+    nfs_settings set;
+} nfsl_inst;
+
+typedef struct nfsl_put {
+    const arca_destination_ops *ops; /* nfs_handle: must stay first */
+    nfsl_inst *in;
+    int fd;
+    char name[256];
+    char tmp[256];
+} nfsl_put;
+
+typedef struct nfsl_get {
+    const arca_destination_ops *ops; /* nfs_handle: must stay first */
+    nfsl_inst *in;
+    int fd;
+    uint64_t pos, end; /* end is UINT64_MAX when reading to the end of the file */
+    uint64_t size;     /* at open time, for the truncation message */
+    char name[256];
+} nfsl_get;
+
+static const arca_destination_ops nfsl_ops;
+
+static int nfsl_fail(nfsl_inst *in, int err, const char *what, const char *name)
+{
+    return in->host->error(in->host, err == ENOENT ? ARCA_ENOENT : ARCA_EFAIL, "%s '%s/%s': %s", what,
+                           in->path, name, strerror(err));
+}
+
+/* fsync of a directory is refused by a few filesystems (EINVAL): there the
+ * rename is as durable as the filesystem makes it, nothing more we can do. */
+static int nfsl_sync_dir(nfsl_inst *in)
+{
+    if (!in->set.fsync || fsync(in->dirfd) == 0 || errno == EINVAL || errno == EROFS)
+        return 0;
+    return in->host->error(in->host, ARCA_EFAIL, "cannot fsync directory '%s': %s", in->path, strerror(errno));
+}
+
+static int nfsl_create(const arca_host *h, const char *where, const nfs_settings *s, void **out)
+{
+    nfsl_inst *in;
+    size_t n = strlen(where);
+    int fd;
+
+    *out = NULL;
+    /* Opening the directory is the validation the brief asks for: it must
+     * exist and be a directory now, not at the first backup hours later. */
+    fd = open(where, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        if (e == ENOENT)
+            return h->error(h, ARCA_ECONFIG, "destination directory '%s' does not exist: create it or fix `path`",
+                            where);
+        if (e == ENOTDIR)
+            return h->error(h, ARCA_ECONFIG, "destination path '%s' is not a directory", where);
+        return h->error(h, e == EACCES ? ARCA_ECONFIG : ARCA_EFAIL, "cannot open destination directory '%s': %s",
+                        where, strerror(e));
+    }
+    if (!(in = calloc(1, sizeof *in)) || !(in->path = strdup(where))) {
+        free(in);
+        close(fd);
+        return h->error(h, ARCA_ENOMEM, "out of memory");
+    }
+    while (n > 1 && in->path[n - 1] == '/')
+        in->path[--n] = '\0';
+    in->host = h;
+    in->dirfd = fd;
+    in->set = *s;
+    *out = in;
+    return 0;
+}
+
+static void nfsl_destroy(void *impl)
+{
+    nfsl_inst *in = impl;
+    if (!in)
+        return;
+    close(in->dirfd);
+    free(in->path);
+    free(in);
+}
+
+static int nfsl_put_open(void *impl, const char *name, void **out)
+{
+    nfsl_inst *in = impl;
+    nfsl_put *p;
+
+    if (!(p = calloc(1, sizeof *p)))
+        return in->host->error(in->host, ARCA_ENOMEM, "out of memory");
+    p->ops = &nfsl_ops;
+    p->in = in;
+    snprintf(p->name, sizeof p->name, "%s", name);
+    nfsp_temp_name(name, p->tmp, sizeof p->tmp);
+    /* O_EXCL: a leftover of a crashed run, however unlikely the name, is never
+     * reused or truncated behind someone's back. */
+    p->fd = openat(in->dirfd, p->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, in->set.mode);
+    if (p->fd < 0) {
+        int rc = nfsl_fail(in, errno, "cannot create temporary", p->tmp);
+        free(p);
+        return rc == ARCA_ENOENT ? ARCA_EFAIL : rc;
+    }
+    /* open() applied the umask: backups get exactly the configured mode.
+     * Some filesystems (CIFS, some FUSE) refuse chmod; the data is still fine. */
+    if (fchmod(p->fd, in->set.mode) != 0)
+        in->host->log(in->host, ARCA_LOG_WARN, "cannot set mode %04o on '%s/%s': %s", in->set.mode, in->path,
+                      p->tmp, strerror(errno));
+    *out = p;
+    return 0;
+}
+
+static int nfsl_put_write(void *put, const void *buf, size_t len)
+{
+    nfsl_put *p = put;
+    const char *b = buf;
+
+    while (len) {
+        ssize_t n = write(p->fd, b, len < NFS_IO_MAX ? len : NFS_IO_MAX);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return nfsl_fail(p->in, errno, "cannot write", p->tmp);
+        }
+        if (n == 0) /* a zero-byte write would loop forever: treat it as full */
+            return nfsl_fail(p->in, ENOSPC, "cannot write", p->tmp);
+        b += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static void nfsl_put_free(nfsl_put *p, int unlink_tmp)
+{
+    if (p->fd >= 0)
+        close(p->fd);
+    if (unlink_tmp)
+        unlinkat(p->in->dirfd, p->tmp, 0);
+    free(p);
+}
+
+static int nfsl_put_commit(void *put)
+{
+    nfsl_put *p = put;
+    nfsl_inst *in = p->in;
+    int rc, fd = p->fd;
+
+    if (in->set.fsync && fsync(fd) != 0) {
+        rc = nfsl_fail(in, errno, "cannot fsync", p->tmp);
+        nfsl_put_free(p, 1);
+        return rc;
+    }
+    /* close() is where NFS reports deferred write errors: check it. */
+    p->fd = -1;
+    if (close(fd) != 0 && errno != EINTR) {
+        rc = nfsl_fail(in, errno, "cannot close", p->tmp);
+        nfsl_put_free(p, 1);
+        return rc;
+    }
+    if (renameat(in->dirfd, p->tmp, in->dirfd, p->name) != 0) {
+        int e = errno;
+        rc = in->host->error(in->host, ARCA_EFAIL, "cannot rename '%s/%s' to '%s': %s", in->path, p->tmp, p->name,
+                             strerror(e));
+        nfsl_put_free(p, 1);
+        return rc;
+    }
+    /* Without the directory fsync the rename may not survive a crash; then the
+     * contract says nothing may be visible, so take the object back. */
+    if ((rc = nfsl_sync_dir(in))) {
+        unlinkat(in->dirfd, p->name, 0);
+        nfsl_put_free(p, 0);
+        return rc;
+    }
+    nfsl_put_free(p, 0);
+    return 0;
+}
+
+static void nfsl_put_abort(void *put)
+{
+    nfsl_put_free(put, 1);
+}
+
+static int nfsl_get_open(void *impl, const char *name, uint64_t offset, uint64_t length, void **out)
+{
+    nfsl_inst *in = impl;
+    struct stat st;
+    nfsl_get *g;
+    int rc, fd;
+
+    fd = openat(in->dirfd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return nfsl_fail(in, errno, "cannot open", name);
+    if (fstat(fd, &st) != 0) {
+        rc = nfsl_fail(in, errno, "cannot stat", name);
+        close(fd);
+        return rc;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return in->host->error(in->host, ARCA_EFAIL, "'%s/%s' is not a regular file", in->path, name);
+    }
+    if (offset > (uint64_t)st.st_size || (length && offset + length > (uint64_t)st.st_size)) {
+        close(fd);
+        return in->host->error(in->host, ARCA_EINTEGRITY,
+                               "'%s/%s' is %llu bytes: the range %llu+%llu is past its end (truncated?)", in->path,
+                               name, (unsigned long long)st.st_size, (unsigned long long)offset,
+                               (unsigned long long)length);
+    }
+    if (!(g = calloc(1, sizeof *g))) {
+        close(fd);
+        return in->host->error(in->host, ARCA_ENOMEM, "out of memory");
+    }
+    posix_fadvise(fd, (off_t)offset, (off_t)length, POSIX_FADV_SEQUENTIAL);
+    g->ops = &nfsl_ops;
+    g->in = in;
+    g->fd = fd;
+    g->pos = offset;
+    g->end = length ? offset + length : UINT64_MAX;
+    g->size = (uint64_t)st.st_size;
+    snprintf(g->name, sizeof g->name, "%s", name);
+    *out = g;
+    return 0;
+}
+
+static int nfsl_get_read(void *get, void *buf, size_t cap, size_t *got)
+{
+    nfsl_get *g = get;
+    uint64_t want = g->end - g->pos;
+    ssize_t n;
+
+    *got = 0;
+    if (want == 0 || cap == 0)
+        return 0;
+    if (want > cap)
+        want = cap;
+    if (want > NFS_IO_MAX)
+        want = NFS_IO_MAX;
+    do
+        n = pread(g->fd, buf, (size_t)want, (off_t)g->pos);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return nfsl_fail(g->in, errno, "cannot read", g->name);
+    if (n == 0 && g->end != UINT64_MAX)
+        return g->in->host->error(g->in->host, ARCA_EINTEGRITY,
+                                  "'%s/%s' ended at byte %llu, before the %llu asked for (it was %llu bytes at open)",
+                                  g->in->path, g->name, (unsigned long long)g->pos, (unsigned long long)g->end,
+                                  (unsigned long long)g->size);
+    g->pos += (uint64_t)n;
+    *got = (size_t)n;
+    return 0;
+}
+
+static void nfsl_get_close(void *get)
+{
+    nfsl_get *g = get;
+    close(g->fd);
+    free(g);
+}
+
+typedef struct nfsl_entry {
+    char *name;
+    uint64_t size;
+    int64_t mtime;
+} nfsl_entry;
+
+static int nfsl_entry_cmp(const void *a, const void *b)
+{
+    return strcmp(((const nfsl_entry *)a)->name, ((const nfsl_entry *)b)->name);
+}
+
+static void nfsl_entries_free(nfsl_entry *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i].name);
+    free(v);
+}
+
+/* Collects first, then calls back in name order: the same order an object
+ * store lists in, and the callback never runs with the directory open. */
+static int nfsl_list(void *impl, const char *prefix, arca_list_cb cb, void *ud)
+{
+    nfsl_inst *in = impl;
+    nfsl_entry *v = NULL;
+    size_t n = 0, cap = 0, plen = strlen(prefix);
+    struct dirent *de;
+    DIR *d;
+    int rc = 0, fd;
+    unsigned stale = 0;
+    const time_t stale_before = time(NULL) - NFS_STALE_TMP_SEC;
+
+    /* A fresh descriptor per listing: readdir moves the offset of the one it
+     * is given, and lists may run concurrently. */
+    if ((fd = openat(in->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || !(d = fdopendir(fd))) {
+        rc = in->host->error(in->host, ARCA_EFAIL, "cannot list '%s': %s", in->path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return rc;
+    }
+    for (;;) {
+        struct stat st;
+        errno = 0;
+        if (!(de = readdir(d))) {
+            if (errno)
+                rc = in->host->error(in->host, ARCA_EFAIL, "cannot list '%s': %s", in->path, strerror(errno));
+            break;
+        }
+        /* Hidden names are temporaries (ours or anyone's), never objects. */
+        if (de->d_name[0] == '.') {
+            if (!strncmp(de->d_name, NFS_TMP_PREFIX, strlen(NFS_TMP_PREFIX)) &&
+                fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_mtime < stale_before)
+                stale++;
+            continue;
+        }
+        if (strncmp(de->d_name, prefix, plen) != 0)
+            continue;
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            if (errno == ENOENT) /* removed while we listed */
+                continue;
+            rc = nfsl_fail(in, errno, "cannot stat", de->d_name);
+            break;
+        }
+        if (!S_ISREG(st.st_mode))
+            continue;
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            nfsl_entry *nv = realloc(v, ncap * sizeof *nv);
+            if (!nv) {
+                rc = in->host->error(in->host, ARCA_ENOMEM, "out of memory");
+                break;
+            }
+            v = nv;
+            cap = ncap;
+        }
+        if (!(v[n].name = strdup(de->d_name))) {
+            rc = in->host->error(in->host, ARCA_ENOMEM, "out of memory");
+            break;
+        }
+        v[n].size = (uint64_t)st.st_size;
+        v[n].mtime = (int64_t)st.st_mtim.tv_sec;
+        n++;
+    }
+    closedir(d);
+    if (stale)
+        in->host->log(in->host, ARCA_LOG_WARN, "%u temporaries (%s*) older than a day in '%s': left by interrupted "
+                      "backups; safe to delete while no backup runs", stale, NFS_TMP_PREFIX, in->path);
+    if (rc == 0 && n) {
+        qsort(v, n, sizeof *v, nfsl_entry_cmp);
+        for (size_t i = 0; i < n; i++) {
+            arca_object_stat st = {.name = v[i].name, .size = v[i].size, .mtime_sec = v[i].mtime};
+            int r = cb(ud, &st);
+            if (r) { /* a stop request; a negative one is the callback's error */
+                rc = r < 0 ? r : 0;
+                break;
+            }
+        }
+    }
+    nfsl_entries_free(v, n);
+    return rc;
+}
+
+static int nfsl_remove(void *impl, const char *name)
+{
+    nfsl_inst *in = impl;
+    if (unlinkat(in->dirfd, name, 0) != 0)
+        return nfsl_fail(in, errno, "cannot remove", name);
+    return nfsl_sync_dir(in);
+}
+
+static const arca_destination_ops nfsl_ops = {
+    .size = sizeof(arca_destination_ops),
+    .put_open = nfsl_put_open,
+    .put_write = nfsl_put_write,
+    .put_commit = nfsl_put_commit,
+    .put_abort = nfsl_put_abort,
+    .get_open = nfsl_get_open,
+    .get_read = nfsl_get_read,
+    .get_close = nfsl_get_close,
+    .list = nfsl_list,
+    .remove = nfsl_remove,
+};
+
+const nfs_backend nfsl_backend = {
+    .key = "path",
+    .create = nfsl_create,
+    .destroy = nfsl_destroy,
+    .ops = &nfsl_ops,
+};
