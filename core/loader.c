@@ -224,7 +224,8 @@ void loader_scan(loader *l, loader_scan_cb cb, void *ud)
             }
         }
         closedir(d);
-        qsort(names, nn, sizeof *names, cmp_str);
+        if (nn)
+            qsort(names, nn, sizeof *names, cmp_str);
         for (size_t k = 0; k < nn; k++) {
             int dup = 0;
             for (size_t s = 0; s < nseen; s++)

@@ -231,24 +231,27 @@ static int cmp_id(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int dest_ids(inst *d, idlist *l, char **err)
-{
-    memset(l, 0, sizeof *l);
-    int rc = d->plug->desc->destination->list(d->state, "", collect_id, l);
-    if (rc != ARCA_OK) {
-        *err = inst_take_error(d, rc, "listing failed");
-        return rc;
-    }
-    qsort(l->ids, l->n, sizeof *l->ids, cmp_id);
-    return ARCA_OK;
-}
-
 static void idlist_free(idlist *l)
 {
     for (size_t i = 0; i < l->n; i++)
         free(l->ids[i]);
     free(l->ids);
 }
+
+static int dest_ids(inst *d, idlist *l, char **err)
+{
+    memset(l, 0, sizeof *l);
+    int rc = d->plug->desc->destination->list(d->state, "", collect_id, l);
+    if (rc != ARCA_OK) {
+        *err = inst_take_error(d, rc, "listing failed");
+        idlist_free(l);
+        return rc;
+    }
+    if (l->n)
+        qsort(l->ids, l->n, sizeof *l->ids, cmp_id);
+    return ARCA_OK;
+}
+
 
 static int id_is_sane(const char *id)
 {
@@ -502,8 +505,11 @@ static int cmd_verify(int argc, char **argv)
         if (rc == ARCA_OK)
             rc = read_file(argv[0], m, NULL, NULL, &st, &err);
         manifest_free(m);
-        if (rc != ARCA_OK)
-            return fail_msg(rc, xasprintf("verify failed: %s", err));
+        if (rc != ARCA_OK) {
+            int code = fail_msg(rc, xasprintf("verify failed: %s", err));
+            free(err);
+            return code;
+        }
         report_read("verify", argv[0], &st);
         return EXIT_OK;
     }
@@ -876,7 +882,7 @@ static int cmd_delete(int argc, char **argv)
          * archive's removal fails and leaves a file to clean up */
         int r1 = ops->remove(d->state, mf);
         if (r1 == ARCA_ENOENT) {
-            inst_take_error(d, r1, "");
+            free(inst_take_error(d, r1, ""));
             continue;
         }
         if (r1 != ARCA_OK) {

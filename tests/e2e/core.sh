@@ -86,7 +86,7 @@ diff -r "$S" "$R" >/dev/null && pass "restore --from FILE is byte-identical" || 
 # --- integrity: flipped byte, truncation, missing manifest ---
 cp "$AR" "$T_TMP/flip.arca"
 off=$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); x=[x for x in m["members"] if x["name"]=="files/sub/big.bin.000002.zst"][0]; print(x["offset"]+1000)' "$B/$ID.manifest.json")
-printf '\x55' | dd of="$T_TMP/flip.arca" bs=1 seek="$off" conv=notrunc 2>/dev/null
+python3 -c 'import sys; f=open(sys.argv[1],"r+b"); o=int(sys.argv[2]); f.seek(o); b=f.read(1)[0]; f.seek(o); f.write(bytes([b ^ 0x01]))' "$T_TMP/flip.arca" "$off"
 expect_exit "one flipped byte: verify FILE exits 3" 3 "$ARCA" verify "$T_TMP/flip.arca"
 expect_match "flipped byte: the member is named" "files/sub/big.bin.000002.zst.*checksum mismatch" "$OUT"
 cp "$AR" "$T_TMP/keep.arca"; cp "$T_TMP/flip.arca" "$AR"
