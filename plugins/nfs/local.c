@@ -28,9 +28,16 @@ typedef struct nfsl_put {
     const arca_destination_ops *ops; /* nfs_handle: must stay first */
     nfsl_inst *in;
     int fd;
+    uint64_t written, flushed; /* bytes written; bytes handed to writeback */
     char name[256];
     char tmp[256];
 } nfsl_put;
+
+/* Writeback is started every NFSL_FLUSH_STEP bytes while the object is written, so
+ * the disk works while the core compresses and the commit's fsync has little left;
+ * the window before last is waited for and dropped from the page cache, which also
+ * keeps a backup from evicting the machine's working set. */
+#define NFSL_FLUSH_STEP (8u << 20)
 
 typedef struct nfsl_get {
     const arca_destination_ops *ops; /* nfs_handle: must stay first */
@@ -146,6 +153,19 @@ static int nfsl_put_write(void *put, const void *buf, size_t len)
             return nfsl_fail(p->in, ENOSPC, "cannot write", p->tmp);
         b += n;
         len -= (size_t)n;
+        p->written += (uint64_t)n;
+    }
+    if (p->in->set.fsync && p->written - p->flushed >= NFSL_FLUSH_STEP) {
+        uint64_t start = p->flushed, step = p->written - p->flushed;
+        /* errors here are not fatal: the commit's fsync reports them */
+        sync_file_range(p->fd, (off_t)start, (off_t)step, SYNC_FILE_RANGE_WRITE);
+        if (start >= NFSL_FLUSH_STEP) {
+            uint64_t old = start - NFSL_FLUSH_STEP;
+            sync_file_range(p->fd, (off_t)old, NFSL_FLUSH_STEP,
+                            SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+            posix_fadvise(p->fd, (off_t)old, NFSL_FLUSH_STEP, POSIX_FADV_DONTNEED);
+        }
+        p->flushed = p->written;
     }
     return 0;
 }
