@@ -913,13 +913,25 @@ static int cmd_delete(int argc, char **argv)
     return failed ? EXIT_FAIL : EXIT_OK;
 }
 
-static void print_options(const char *title, const arca_option *t)
+static void print_options(const char *title, const arca_option *t, int as_flags)
 {
     if (!t || !t->name)
         return;
     printf("%s:\n", title);
     for (const arca_option *o = t; o->name; o++) {
-        printf("  %-22s %-8s", o->name, opt_type_name(o->type));
+        char shown[96];
+        if (as_flags) {
+            snprintf(shown, sizeof shown, "--%s", o->name);
+            for (char *c = shown + 2; *c; c++)
+                *c = *c == '_' ? '-' : *c;
+        } else {
+            snprintf(shown, sizeof shown, "%s", o->name);
+        }
+        if (as_flags && o->type == ARCA_OPT_BOOL && (o->flags & ARCA_OPT_FLAG)) {
+            printf("  %-22s switch\n      %s\n", shown, o->help ? o->help : "");
+            continue;
+        }
+        printf("  %-22s %-8s", shown, opt_type_name(o->type));
         if (o->flags & ARCA_OPT_REQUIRED)
             printf(" required");
         if (o->def)
@@ -979,8 +991,8 @@ static void scan_cb(void *ud, const char *path, plug *p, const char *err)
         if (c->want) {
             printf("%s %s (%s, ABI %u.%u)\n  %s\n  %s\n", d->name, d->version, roles_name(d->roles), d->abi_major,
                    d->abi_minor, d->description ? d->description : "", p->path);
-            print_options("options", d->options);
-            print_options("restore flags (--name [value])", d->restore_options);
+            print_options("options", d->options, 0);
+            print_options("restore flags", d->restore_options, 1);
         } else {
             printf("%-10s %-8s %-12s ABI %u.%u  %s\n", d->name, d->version, roles_name(d->roles), d->abi_major,
                    d->abi_minor, d->description ? d->description : "");
