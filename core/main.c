@@ -601,7 +601,7 @@ static void inspect_print(manifest *m, const char *where)
     json_object_foreach(json_object_get(src, "info"), k, v)
     {
         if (json_is_string(v))
-            printf("  %-12s%s\n", k, json_string_value(v));
+            printf("  %-15s %s\n", k, json_string_value(v));
     }
     printf("compression:  %s, chunk size %" JSON_INTEGER_FORMAT "\n", json_string_value(json_object_get(h, "compression")),
            json_integer_value(json_object_get(h, "chunk_size")));

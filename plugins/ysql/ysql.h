@@ -1,0 +1,121 @@
+/* ysql plugin: shared declarations of the descriptor (plugin.c), connections
+ * (conn.c), child processes (proc.c), backup (backup.c, export.c) and restore
+ * (restore.c, load.c). The libpq-free decisions are in pure.h. */
+#ifndef YSQL_H
+#define YSQL_H
+
+#include <arca/plugin.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pure.h"
+
+/* Where the core lands the config-file options (see ysql_options). */
+typedef struct ysql_config {
+    const char *host;
+    int64_t port;
+    const char *user;
+    const char *password; /* secret */
+    const char *dbname;
+    int sslmode;          /* index into YSQL_SSLMODES */
+    const char *sslrootcert;
+    int64_t jobs;
+    const char *tables;
+    const char *exclude_tables;
+    int include_roles;
+    const char *dump_command;
+    const char *dumpall_command;
+    const char *restore_command;
+    const char *as_of;
+    uint64_t slice_size;
+    int64_t catalog_retries;
+    int64_t connect_timeout;
+} ysql_config;
+
+#define YSQL_SSLMODES "disable|allow|prefer|require|verify-ca|verify-full"
+
+/* Where the core lands `arca restore` flags (see ysql_restore_options). */
+typedef struct ysql_restore_opts {
+    const char *target_database;
+    int clean;
+    const char *table;
+    int drop_on_failure;
+    int verify_data;
+    int no_roles;
+    int64_t jobs;
+} ysql_restore_opts;
+
+/* One configured [source] section; read-only after create. */
+typedef struct ysql_inst {
+    const arca_host *host;
+    const ysql_config *cfg;
+    int64_t as_of_micros; /* 0 when as_of is unset */
+    char **tables;        /* include patterns (NULL-terminated), NULL for all */
+    char **exclude;       /* exclude patterns, NULL for none */
+} ysql_inst;
+
+/* The first failure of an operation that runs on several threads: later
+ * failures (usually consequences) are dropped. */
+typedef struct ysql_err {
+    pthread_mutex_t mu;
+    int code;
+    char *msg;
+} ysql_err;
+
+void ysql_err_init(ysql_err *e);
+void ysql_err_destroy(ysql_err *e);
+/* Records (code, message) unless a failure is already recorded; returns code. */
+int ysql_fail(ysql_err *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int ysql_failed(ysql_err *e); /* the recorded code, 0 if none */
+/* Hands the recorded failure to the host (host->error) and returns its code. */
+int ysql_err_report(ysql_err *e, const arca_host *h);
+
+/* ---- conn.c --------------------------------------------------------------------- */
+/* "user@host:port/dbname" for messages (caller frees). */
+char *ysql_where(const ysql_inst *yi, const char *dbname);
+/* Connects to `dbname` (the configured one when NULL). NULL on failure with a
+ * message naming the server and a hint recorded in `e` (ARCA_EFAIL). */
+PGconn *ysql_connect(const ysql_inst *yi, const char *dbname, ysql_err *e);
+/* libpq conninfo for a child process: everything but the password (caller frees). */
+char *ysql_child_conninfo(const ysql_inst *yi, const char *dbname, const char *appname);
+/* Runs a statement that returns no rows; on failure records `what` and the
+ * server's message. */
+int ysql_exec(PGconn *c, ysql_err *e, const char *what, const char *sql);
+/* Runs a query; NULL on failure (recorded). Caller PQclear()s. */
+PGresult *ysql_query(PGconn *c, ysql_err *e, const char *what, const char *sql, int nparams,
+                     const char *const *params);
+/* The server's error as one trimmed line plus DETAIL/HINT when present (caller frees). */
+char *ysql_pg_message(PGconn *c, const PGresult *r);
+/* Settings every data session uses so that COPY text is the same on both ends:
+ * client_encoding, DateStyle ISO, IntervalStyle postgres, extra_float_digits 3,
+ * TimeZone UTC, bytea_output hex, row_security off, no timeouts. */
+int ysql_session_setup(PGconn *c, ysql_err *e, const char *encoding);
+
+/* ---- proc.c --------------------------------------------------------------------- */
+/* Full path of an executable: `cmd` itself when it has a '/', else the first
+ * match on $PATH. NULL when there is none (caller frees). */
+char *ysql_which(const char *cmd);
+
+/* One child process run to completion: argv (no shell), the password only in
+ * its environment as PGPASSWORD, `input` on its stdin (or /dev/null), stdout
+ * into `out` (or /dev/null), stderr into `errout` (its first 64 KiB). Polls
+ * host->cancelled() and kills the child on cancellation. Returns 0 with
+ * *status from waitpid, or a negative code (recorded in e). */
+int ysql_run(const arca_host *h, ysql_err *e, char *const argv[], const char *password,
+             const char *input, size_t input_len, ysql_buf *out, ysql_buf *errout, int *status);
+/* A waitpid status as "exit status 3" or "killed by signal 9", into buf. */
+void ysql_status_text(int status, char *buf, size_t n);
+/* The last `max` bytes of a child's stderr, trimmed, without a trailing newline (caller frees). */
+char *ysql_stderr_tail(const ysql_buf *errout, size_t max);
+
+/* ---- backup.c / restore.c ---------------------------------------------------------- */
+int ysql_backup(void *inst, arca_sink *sink);
+int ysql_restore(void *inst, arca_feed *feed, const void *ropts);
+
+/* Default command names: the YugabyteDB tool when on PATH, else PostgreSQL's. */
+char *ysql_resolve_command(const char *configured, const char *yb_name, const char *pg_name,
+                           ysql_err *e, const char *option);
+
+#endif
