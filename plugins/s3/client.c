@@ -1,0 +1,547 @@
+/* s3 plugin: one S3 request over libcurl, signed with SigV4 (sigv4.c), sent
+ * again on transient failures per retry.c, within `retries` attempts and
+ * `retry_time` seconds. Errors name the URL (never a credential), the HTTP
+ * status, S3's Code and Message, and a hint. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "s3.h"
+
+#define S3_KEEP_MAX ((size_t)64 << 20) /* largest answer kept in memory (listings) */
+#define S3_ERR_KEEP ((size_t)1 << 20)  /* an error body is small; more is noise */
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void s3_response_free(s3_response *rs)
+{
+    free(rs->body);
+    memset(rs, 0, sizeof *rs);
+}
+
+CURL *s3_easy_get(s3_inst *in)
+{
+    CURL *e = NULL;
+    pthread_mutex_lock(&in->idle_lock);
+    if (in->nidle)
+        e = in->idle[--in->nidle];
+    pthread_mutex_unlock(&in->idle_lock);
+    return e ? e : curl_easy_init();
+}
+
+void s3_easy_put(s3_inst *in, CURL *easy)
+{
+    if (!easy)
+        return;
+    pthread_mutex_lock(&in->idle_lock);
+    if (in->nidle < S3_IDLE_MAX) {
+        in->idle[in->nidle++] = easy;
+        easy = NULL;
+    }
+    pthread_mutex_unlock(&in->idle_lock);
+    if (easy)
+        curl_easy_cleanup(easy);
+}
+
+char *s3_key_of(const s3_inst *in, const char *name)
+{
+    size_t n = strlen(in->prefix) + strlen(name) + 1;
+    char *k = malloc(n);
+    if (k)
+        snprintf(k, n, "%s%s", in->prefix, name);
+    return k;
+}
+
+/* The unencoded request path: /key (virtual-hosted) or /bucket/key. */
+static char *path_of(const s3_inst *in, const char *key)
+{
+    size_t n = strlen(in->base_path) + (key ? strlen(key) : 0) + 3;
+    char *p = malloc(n);
+    if (!p)
+        return NULL;
+    if (key)
+        snprintf(p, n, "%s/%s", in->base_path, key);
+    else
+        snprintf(p, n, "%s", *in->base_path ? in->base_path : "/");
+    return p;
+}
+
+char *s3_url_of(const s3_inst *in, const char *key)
+{
+    char *path = path_of(in, key), *enc = path ? s3_uri_encode(path, 1) : NULL, *url = NULL;
+    if (enc) {
+        size_t n = strlen(in->scheme) + strlen(in->authority) + strlen(enc) + 8;
+        if ((url = malloc(n)))
+            snprintf(url, n, "%s://%s%s", in->scheme, in->authority, enc);
+    }
+    free(path);
+    free(enc);
+    return url;
+}
+
+/* ---- one transfer -------------------------------------------------------------- */
+
+typedef struct xfer {
+    s3_inst *in;
+    const s3_request *rq;
+    s3_response *rs;
+    CURL *easy;
+    size_t upos;       /* upload position in rq->body */
+    char *buf;         /* kept answer */
+    size_t len, cap;
+    int overflow;      /* the answer was larger than we keep */
+    int sink_failed;
+    int stalled;       /* no byte moved either way for `timeout` seconds */
+    uint64_t moved;    /* bytes moved so far, both ways */
+    uint64_t last_move_ms;
+    char region[64];   /* x-amz-bucket-region */
+    char request_id[96];
+} xfer;
+
+static size_t on_read(char *dst, size_t size, size_t nmemb, void *ud)
+{
+    xfer *x = ud;
+    size_t want = size * nmemb, left = x->rq->body_len - x->upos;
+    if (want > left)
+        want = left;
+    if (want)
+        memcpy(dst, (const char *)x->rq->body + x->upos, want);
+    x->upos += want;
+    return want;
+}
+
+static void keep(xfer *x, const char *p, size_t n, size_t limit)
+{
+    if (x->overflow || x->len + n > limit) {
+        x->overflow = 1;
+        return;
+    }
+    if (x->len + n + 1 > x->cap) {
+        size_t cap = x->cap ? x->cap : 4096;
+        while (cap < x->len + n + 1)
+            cap *= 2;
+        char *b = realloc(x->buf, cap);
+        if (!b) {
+            x->overflow = 1;
+            return;
+        }
+        x->buf = b;
+        x->cap = cap;
+    }
+    memcpy(x->buf + x->len, p, n);
+    x->len += n;
+    x->buf[x->len] = 0;
+}
+
+static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
+{
+    xfer *x = ud;
+    size_t n = size * nmemb;
+    long status = 0;
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 200 && status < 300 && x->rq->sink) {
+        size_t took = x->rq->sink(x->rq->ud, p, n);
+        if (took != n)
+            x->sink_failed = 1;
+        return took;
+    }
+    keep(x, p, n, (status >= 200 && status < 300) ? S3_KEEP_MAX : S3_ERR_KEEP);
+    return n;
+}
+
+static void copy_header_value(const char *v, size_t n, char *out, size_t cap)
+{
+    while (n && (*v == ' ' || *v == '\t')) {
+        v++;
+        n--;
+    }
+    while (n && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' '))
+        n--;
+    snprintf(out, cap, "%.*s", (int)n, v);
+}
+
+static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
+{
+    xfer *x = ud;
+    size_t n = size * nmemb;
+    if (n > 5 && !strncmp(p, "HTTP/", 5)) { /* a new answer (after a 100 or a redirect) */
+        x->rs->etag[0] = 0;
+        x->rs->has_length = 0;
+        return n;
+    }
+    const char *colon = memchr(p, ':', n);
+    if (!colon)
+        return n;
+    size_t nl = (size_t)(colon - p), vl = n - nl - 1;
+    if (nl == 4 && !strncasecmp(p, "etag", 4)) {
+        copy_header_value(colon + 1, vl, x->rs->etag, sizeof x->rs->etag);
+    } else if (nl == 14 && !strncasecmp(p, "content-length", 14)) {
+        char tmp[32];
+        copy_header_value(colon + 1, vl, tmp, sizeof tmp);
+        x->rs->content_length = strtoull(tmp, NULL, 10);
+        x->rs->has_length = 1;
+    } else if (nl == 19 && !strncasecmp(p, "x-amz-bucket-region", 19)) {
+        copy_header_value(colon + 1, vl, x->region, sizeof x->region);
+    } else if (nl == 16 && !strncasecmp(p, "x-amz-request-id", 16)) {
+        copy_header_value(colon + 1, vl, x->request_id, sizeof x->request_id);
+    }
+    return n;
+}
+
+/* curl calls this at least once a second, also while nothing moves: the
+ * place to notice a stall (precisely, unlike LOW_SPEED_TIME, whose average
+ * over a window of several seconds hides a stall after a burst) and a
+ * cancellation. */
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+    xfer *x = ud;
+    uint64_t moved = (uint64_t)dn + (uint64_t)un, now = now_ms();
+    (void)dt, (void)ut;
+    if (!x->rq->cleanup && x->in->host->cancelled(x->in->host))
+        return 1;
+    if (moved != x->moved || !x->last_move_ms) {
+        x->moved = moved;
+        x->last_move_ms = now;
+    } else if (now - x->last_move_ms > (uint64_t)x->in->cfg->timeout * 1000) {
+        x->stalled = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* Transport failures worth another attempt: the server or network may be fine next time. */
+static int transient_curl(CURLcode c)
+{
+    switch (c) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_WEIRD_SERVER_REPLY:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+typedef struct hdrs {
+    struct curl_slist *list;
+    int oom;
+} hdrs;
+
+static void hdr_add(hdrs *h, const char *name, const char *value)
+{
+    size_t n = strlen(name) + strlen(value) + 3;
+    char *line = malloc(n);
+    struct curl_slist *l;
+    if (!line) {
+        h->oom = 1;
+        return;
+    }
+    snprintf(line, n, "%s: %s", name, value);
+    if (!(l = curl_slist_append(h->list, line)))
+        h->oom = 1;
+    else
+        h->list = l;
+    explicit_bzero(line, n);
+    free(line);
+}
+
+static void fmt(char *err, size_t errlen, const char *f, ...) ARCA_PRINTF(3, 4);
+static void fmt(char *err, size_t errlen, const char *f, ...)
+{
+    va_list ap;
+    va_start(ap, f);
+    vsnprintf(err, errlen, f, ap);
+    va_end(ap);
+}
+
+/* One attempt: sign with fresh credentials and date, send, read the answer.
+ * Returns the curl code; *cred_rc gets a credential failure (then nothing was sent). */
+static CURLcode attempt(s3_inst *in, CURL *easy, const s3_request *rq, const char *path, const char *query,
+                        const char *payload_hash, xfer *x, int *cred_rc, char *err, size_t errlen)
+{
+    const s3_config *cfg = in->cfg;
+    s3_creds cr = {0};
+    char amz_date[17], *auth = NULL, *url = NULL, *upath = NULL;
+    s3_kv *sh = NULL;
+    size_t nsh = 0;
+    hdrs h = {0};
+    CURLcode cc = CURLE_OUT_OF_MEMORY;
+
+    *cred_rc = 0;
+    if ((*cred_rc = s3_creds_get(in, &cr, err, errlen)))
+        return CURLE_OK;
+    s3_amz_date(time(NULL), amz_date);
+
+    /* every header we send is signed, except Content-Length, which curl writes */
+    if (!(sh = calloc(rq->nheaders + 4, sizeof *sh)))
+        goto done;
+    sh[nsh++] = (s3_kv){"host", in->authority};
+    sh[nsh++] = (s3_kv){"x-amz-content-sha256", payload_hash};
+    sh[nsh++] = (s3_kv){"x-amz-date", amz_date};
+    if (cr.token && *cr.token)
+        sh[nsh++] = (s3_kv){"x-amz-security-token", cr.token};
+    for (size_t i = 0; i < rq->nheaders; i++)
+        sh[nsh++] = rq->headers[i];
+    s3_sign_input si = {
+        .method = rq->method, .path = path, .query = rq->query, .nquery = rq->nquery,
+        .headers = sh, .nheaders = nsh, .payload_hash = payload_hash, .region = in->region,
+        .service = "s3", .amz_date = amz_date, .access_key = cr.akid, .secret_key = cr.secret,
+    };
+    if (!(auth = s3_authorization(&si, NULL)))
+        goto done;
+    for (size_t i = 0; i < nsh; i++)
+        hdr_add(&h, sh[i].name, sh[i].value);
+    hdr_add(&h, "authorization", auth);
+    /* no 100-continue round trip per part; curl then sends the body at once */
+    struct curl_slist *l = curl_slist_append(h.list, "Expect:");
+    if (l)
+        h.list = l;
+    if (h.oom || !l)
+        goto done;
+
+    upath = s3_uri_encode(path, 1);
+    if (!upath)
+        goto done;
+    size_t ulen = strlen(in->scheme) + strlen(in->authority) + strlen(upath) + strlen(query) + 8;
+    if (!(url = malloc(ulen)))
+        goto done;
+    snprintf(url, ulen, "%s://%s%s%s%s", in->scheme, in->authority, upath, *query ? "?" : "", query);
+
+    curl_easy_reset(easy);
+    curl_easy_setopt(easy, CURLOPT_URL, url);
+    curl_easy_setopt(easy, CURLOPT_PATH_AS_IS, 1L);
+    curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_SHARE, in->share);
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, h.list);
+    curl_easy_setopt(easy, CURLOPT_USERAGENT, "arca-s3/" "1.0");
+    curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT, (long)(cfg->timeout < 30 ? cfg->timeout : 30));
+    curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, 512L * 1024);
+    curl_easy_setopt(easy, CURLOPT_UPLOAD_BUFFERSIZE, 1024L * 1024);
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, cfg->verify_tls ? 1L : 0L);
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, cfg->verify_tls ? 2L : 0L);
+    if (cfg->ca_file && *cfg->ca_file)
+        curl_easy_setopt(easy, CURLOPT_CAINFO, cfg->ca_file);
+    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(easy, CURLOPT_XFERINFODATA, x);
+    curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
+    if (!strcmp(rq->method, "HEAD")) {
+        curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
+    } else if (!strcmp(rq->method, "PUT") || !strcmp(rq->method, "POST")) {
+        curl_easy_setopt(easy, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(easy, CURLOPT_READFUNCTION, on_read);
+        curl_easy_setopt(easy, CURLOPT_READDATA, x);
+        curl_easy_setopt(easy, CURLOPT_INFILESIZE_LARGE, (curl_off_t)rq->body_len);
+        if (strcmp(rq->method, "PUT"))
+            curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, rq->method);
+    } else if (strcmp(rq->method, "GET")) {
+        curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, rq->method);
+    }
+    cc = curl_easy_perform(easy);
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &x->rs->status);
+    /* the handle keeps pointers to these until the next reset */
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
+done:
+    curl_slist_free_all(h.list);
+    if (auth) {
+        explicit_bzero(auth, strlen(auth));
+        free(auth);
+    }
+    free(sh);
+    free(url);
+    free(upath);
+    s3_creds_free(&cr);
+    return cc;
+}
+
+int s3_do(s3_inst *in, CURL *easy, const s3_request *rq, s3_response *rs, char *err, size_t errlen)
+{
+    const s3_config *cfg = in->cfg;
+    const arca_host *h = in->host;
+    char hash[65], *path = NULL, *query = NULL, *shown = NULL, last[1024] = "", msg[768];
+    const char *payload_hash = rq->payload_sha256;
+    uint64_t start = now_ms(), deadline = start + (uint64_t)cfg->retry_time * 1000;
+    CURL *own = NULL;
+    int rc = ARCA_EFAIL;
+    unsigned tries = 0;
+
+    memset(rs, 0, sizeof *rs);
+    err[0] = 0;
+    if (!easy && !(easy = own = s3_easy_get(in))) {
+        fmt(err, errlen, "cannot create a curl handle");
+        return ARCA_ENOMEM;
+    }
+    if (!payload_hash) {
+        s3_sha256_hex(rq->body ? rq->body : "", rq->body ? rq->body_len : 0, hash);
+        payload_hash = hash;
+    }
+    if (!(path = path_of(in, rq->key)) || !(query = s3_canonical_query(rq->query, rq->nquery))) {
+        fmt(err, errlen, "out of memory");
+        rc = ARCA_ENOMEM;
+        goto out;
+    }
+    {
+        char *u = s3_url_of(in, rq->key);
+        size_t n = (u ? strlen(u) : 0) + strlen(query) + 32;
+        if ((shown = malloc(n)))
+            snprintf(shown, n, "%s %s%s%s", rq->method, u ? u : "?", *query ? "?" : "", query);
+        free(u);
+    }
+
+    for (;;) {
+        xfer x = {.in = in, .rq = rq, .rs = rs, .easy = easy};
+        int cred_rc = 0;
+        s3_verdict v;
+        long status;
+
+        tries++;
+        s3_response_free(rs);
+        if (rq->reset)
+            rq->reset(rq->ud);
+        CURLcode cc = attempt(in, easy, rq, path, query, payload_hash, &x, &cred_rc, msg, sizeof msg);
+        if (cred_rc) {
+            fmt(err, errlen, "%s", msg);
+            rc = cred_rc;
+            free(x.buf);
+            goto out;
+        }
+        status = rs->status;
+        if (cc == CURLE_ABORTED_BY_CALLBACK && x.stalled)
+            cc = CURLE_OPERATION_TIMEDOUT; /* transient: retried below */
+        if (cc == CURLE_ABORTED_BY_CALLBACK) {
+            fmt(err, errlen, "%s: cancelled", shown);
+            rc = ARCA_ECANCELED;
+            free(x.buf);
+            goto out;
+        }
+        if (cc == CURLE_WRITE_ERROR && x.sink_failed) {
+            fmt(err, errlen, "%s: the answer did not match the request (more data than asked for?)", shown);
+            rc = ARCA_EINTEGRITY;
+            free(x.buf);
+            goto out;
+        }
+        if (cc != CURLE_OK && !transient_curl(cc)) {
+            fmt(err, errlen, "%s: %s", shown, curl_easy_strerror(cc));
+            rc = cc == CURLE_OUT_OF_MEMORY ? ARCA_ENOMEM
+                 : (cc == CURLE_SSL_CACERT_BADFILE || cc == CURLE_PEER_FAILED_VERIFICATION ||
+                    cc == CURLE_UNSUPPORTED_PROTOCOL || cc == CURLE_URL_MALFORMAT)
+                     ? ARCA_ECONFIG
+                     : ARCA_EFAIL;
+            if (cc == CURLE_PEER_FAILED_VERIFICATION)
+                snprintf(err + strlen(err), errlen - strlen(err),
+                         " (hint: the server's certificate is not trusted: set ca_file to its CA; "
+                         "verify_tls = false only for a test server)");
+            free(x.buf);
+            goto out;
+        }
+        /* the answer's S3 error code, if any */
+        if (x.buf && x.len) {
+            const char *end = x.buf + x.len;
+            const char *ev;
+            size_t en;
+            if (s3_xml_elem(x.buf, end, "Error", &ev, &en))
+                s3_xml_text(ev, ev + en, "Code", rs->code, sizeof rs->code);
+        }
+        if (cc == CURLE_OK && status >= 200 && status < 300 && !rs->code[0]) {
+            rs->body = x.buf;
+            rs->body_len = x.len;
+            if (x.overflow) {
+                fmt(err, errlen, "%s: the answer is larger than %zu MiB", shown, S3_KEEP_MAX >> 20);
+                rc = ARCA_EFAIL;
+                goto out;
+            }
+            rc = 0;
+            goto out;
+        }
+        if (cc == CURLE_OK && status == 404 && rq->missing_ok) {
+            free(x.buf);
+            rc = ARCA_ENOENT;
+            goto out;
+        }
+
+        /* describe this failure */
+        if (cc != CURLE_OK && x.stalled) {
+            fmt(last, sizeof last, "%s: no progress for %lld s (timeout)", shown, (long long)cfg->timeout);
+        } else if (cc != CURLE_OK) {
+            fmt(last, sizeof last, "%s: %s", shown, curl_easy_strerror(cc));
+        } else {
+            char message[512] = "";
+            const char *hint;
+            if (!rs->code[0] && !strcmp(rq->method, "HEAD"))
+                snprintf(rs->code, sizeof rs->code, "%s",
+                         status == 404 ? "NotFound" : status == 403 ? "Forbidden" : "");
+            if (x.buf)
+                s3_xml_text(x.buf, x.buf + x.len, "Message", message, sizeof message);
+            hint = s3_hint(status, rs->code);
+            fmt(last, sizeof last, "%s: HTTP %ld%s%s%s%s%s%s%s%s%s%s", shown, status, rs->code[0] ? " " : "",
+                rs->code, message[0] ? ": " : "", message, x.region[0] ? " (bucket region: " : "", x.region,
+                x.region[0] ? ")" : "", hint ? " (hint: " : "", hint ? hint : "", hint ? ")" : "");
+            if (x.request_id[0])
+                snprintf(last + strlen(last), sizeof last - strlen(last), " [request id %s]", x.request_id);
+        }
+        v = s3_classify(cc != CURLE_OK, status, rs->code);
+        free(x.buf);
+        if (v == S3_FAIL) {
+            fmt(err, errlen, "%s", last);
+            rc = status == 404 ? ARCA_ENOENT : ARCA_EFAIL;
+            goto out;
+        }
+        if (!strcmp(rs->code, "ExpiredToken"))
+            s3_creds_invalidate(in);
+        /* retry, if the budget allows */
+        uint32_t rnd = 0;
+        if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != (ssize_t)sizeof rnd)
+            rnd = (uint32_t)now_ms() * 2654435761u;
+        uint64_t wait = s3_backoff_ms(tries, rnd), now = now_ms();
+        if ((int64_t)tries > cfg->retries || now + wait > deadline) {
+            fmt(err, errlen, "%s (gave up after %u attempt%s in %.1f s)", last, tries, tries == 1 ? "" : "s",
+                (double)(now - start) / 1000.0);
+            rc = ARCA_EFAIL;
+            goto out;
+        }
+        h->log(h, ARCA_LOG_INFO, "%s; retry %u in %.1f s", last, tries, (double)wait / 1000.0);
+        while (wait) {
+            uint64_t slice = wait < 100 ? wait : 100;
+            struct timespec ts = {0, (long)slice * 1000000L};
+            nanosleep(&ts, NULL);
+            wait -= slice;
+            if (!rq->cleanup && h->cancelled(h)) {
+                fmt(err, errlen, "%s: cancelled", shown);
+                rc = ARCA_ECANCELED;
+                goto out;
+            }
+        }
+    }
+out:
+    free(path);
+    free(query);
+    free(shown);
+    if (own)
+        s3_easy_put(in, own);
+    return rc;
+}

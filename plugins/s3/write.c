@@ -1,0 +1,553 @@
+/* s3 plugin: the put side. Bytes are buffered into a part; an object that
+ * fits in one part is a single PUT at commit; a larger one becomes a
+ * multipart upload whose parts go out from `upload_concurrency` worker
+ * threads, each with its own curl handle (and so its own connection). The
+ * writer blocks when every buffer is in use: memory stays at
+ * part_size x (upload_concurrency + 1), no temporary file is written.
+ * Any failure aborts the upload so that no orphan parts are left. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "s3.h"
+
+typedef struct s3_part {
+    char *buf;
+    size_t len, cap, target; /* target: this part's size when full */
+    uint32_t number;
+    struct s3_part *next;
+} s3_part;
+
+typedef struct s3_put {
+    s3_inst *in;
+    char *name, *key;
+    char *upload_id;         /* NULL until the object proves larger than one part */
+    char retain[21];         /* object lock retain-until of this upload, "" if none */
+    const char *content_type;
+    s3_part *cur;            /* being filled by put_write */
+    uint32_t next_number;
+    uint64_t total;
+
+    /* shared with the workers */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    s3_part *qhead, *qtail;  /* full parts waiting for a worker */
+    s3_part *spare;          /* buffers back from the workers */
+    int nbufs, maxbufs;
+    int stop;                /* no more parts will come: workers exit once idle */
+    int failed;
+    int fail_code;
+    char err[1200];
+    char **etags;            /* etags[n-1] of part n */
+    uint32_t netags;
+    pthread_t threads[64];
+    int nthreads;
+} s3_put;
+
+static void put_fail(s3_put *p, int code, const char *msg)
+{
+    /* with the lock held: the first failure is the one worth reporting */
+    if (!p->failed) {
+        p->failed = 1;
+        p->fail_code = code ? code : ARCA_EFAIL;
+        snprintf(p->err, sizeof p->err, "%s", msg);
+    }
+    pthread_cond_broadcast(&p->cv);
+}
+
+static int name_ok(const arca_host *h, const char *name)
+{
+    if (!name || !*name)
+        return h->error(h, ARCA_ECONFIG, "empty object name");
+    if (strchr(name, '/'))
+        return h->error(h, ARCA_ECONFIG, "object name '%s' contains '/'", name);
+    if (name[0] == '.')
+        return h->error(h, ARCA_ECONFIG, "object name '%s' starts with '.'", name);
+    if (strlen(name) > 900)
+        return h->error(h, ARCA_ECONFIG, "object name '%.40s...' is too long for an S3 key", name);
+    return 0;
+}
+
+int s3_check_name(const arca_host *h, const char *name)
+{
+    return name_ok(h, name);
+}
+
+/* The headers that describe a new object: storage class, encryption, lock. */
+static size_t object_headers(s3_put *p, s3_kv *hd)
+{
+    const s3_config *cfg = p->in->cfg;
+    size_t n = 0;
+    hd[n++] = (s3_kv){"content-type", p->content_type};
+    if (cfg->storage_class && *cfg->storage_class)
+        hd[n++] = (s3_kv){"x-amz-storage-class", cfg->storage_class};
+    if (cfg->sse == S3_SSE_AES256)
+        hd[n++] = (s3_kv){"x-amz-server-side-encryption", "AES256"};
+    if (cfg->sse == S3_SSE_KMS) {
+        hd[n++] = (s3_kv){"x-amz-server-side-encryption", "aws:kms"};
+        if (cfg->sse_kms_key_id && *cfg->sse_kms_key_id)
+            hd[n++] = (s3_kv){"x-amz-server-side-encryption-aws-kms-key-id", cfg->sse_kms_key_id};
+    }
+    if (cfg->object_lock_mode != S3_LOCK_NONE) {
+        hd[n++] = (s3_kv){"x-amz-object-lock-mode", cfg->object_lock_mode == S3_LOCK_COMPLIANCE ? "COMPLIANCE"
+                                                                                                  : "GOVERNANCE"};
+        hd[n++] = (s3_kv){"x-amz-object-lock-retain-until-date", p->retain};
+    }
+    return n;
+}
+
+static int want_md5(const s3_inst *in)
+{
+    return in->cfg->content_md5 || in->cfg->object_lock_mode != S3_LOCK_NONE;
+}
+
+/* ---- workers ----------------------------------------------------------------- */
+
+static int upload_part(s3_put *p, CURL *easy, s3_part *part, char *etag, size_t etaglen, char *err, size_t errlen)
+{
+    char num[16], sha[65], md5[25];
+    s3_kv q[2], hd[1];
+    size_t nh = 0;
+    s3_response rs;
+    int rc;
+
+    snprintf(num, sizeof num, "%u", part->number);
+    q[0] = (s3_kv){"partNumber", num};
+    q[1] = (s3_kv){"uploadId", p->upload_id};
+    s3_sha256_hex(part->buf, part->len, sha); /* the signed payload hash: S3 checks it */
+    if (want_md5(p->in)) {
+        s3_md5_base64(part->buf, part->len, md5);
+        hd[nh++] = (s3_kv){"content-md5", md5};
+    }
+    s3_request rq = {.method = "PUT", .key = p->key, .query = q, .nquery = 2, .headers = hd, .nheaders = nh,
+                     .body = part->buf, .body_len = part->len, .payload_sha256 = sha};
+    rc = s3_do(p->in, easy, &rq, &rs, err, errlen);
+    if (!rc) {
+        if (!rs.etag[0]) {
+            snprintf(err, errlen, "PUT part %u of '%s': the answer has no ETag", part->number, p->key);
+            rc = ARCA_EFAIL;
+        } else {
+            snprintf(etag, etaglen, "%s", rs.etag);
+        }
+    }
+    s3_response_free(&rs);
+    return rc;
+}
+
+static void *worker(void *arg)
+{
+    s3_put *p = arg;
+    CURL *easy = curl_easy_init();
+    char err[1200], etag[160];
+
+    pthread_mutex_lock(&p->mu);
+    if (!easy)
+        put_fail(p, ARCA_ENOMEM, "cannot create a curl handle");
+    for (;;) {
+        while (!p->qhead && !p->stop && !p->failed)
+            pthread_cond_wait(&p->cv, &p->mu);
+        if (p->failed || !p->qhead)
+            break;
+        s3_part *part = p->qhead;
+        p->qhead = part->next;
+        if (!p->qhead)
+            p->qtail = NULL;
+        pthread_mutex_unlock(&p->mu);
+
+        int rc = upload_part(p, easy, part, etag, sizeof etag, err, sizeof err);
+
+        pthread_mutex_lock(&p->mu);
+        if (rc) {
+            put_fail(p, rc, err);
+        } else if (!(p->etags[part->number - 1] = strdup(etag))) {
+            put_fail(p, ARCA_ENOMEM, "out of memory");
+        }
+        part->len = 0;
+        part->next = p->spare;
+        p->spare = part;
+        pthread_cond_broadcast(&p->cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (easy)
+        s3_easy_put(p->in, easy); /* its connection serves later requests */
+    return NULL;
+}
+
+/* ---- multipart control ---------------------------------------------------------- */
+
+static int start_multipart(s3_put *p)
+{
+    s3_inst *in = p->in;
+    s3_kv q[1] = {{"uploads", ""}}, hd[8];
+    s3_response rs;
+    char err[1200];
+    size_t nh = object_headers(p, hd);
+    s3_request rq = {.method = "POST", .key = p->key, .query = q, .nquery = 1, .headers = hd, .nheaders = nh};
+    int rc = s3_do(in, NULL, &rq, &rs, err, sizeof err);
+
+    if (!rc) {
+        p->upload_id = rs.body ? s3_xml_text_dup(rs.body, rs.body + rs.body_len, "UploadId") : NULL;
+        if (!p->upload_id || !*p->upload_id) {
+            snprintf(err, sizeof err, "POST %s?uploads: the answer has no UploadId", p->key);
+            free(p->upload_id);
+            p->upload_id = NULL;
+            rc = ARCA_EFAIL;
+        }
+    }
+    s3_response_free(&rs);
+    if (rc)
+        return in->host->error(in->host, rc, "cannot start the multipart upload of '%s': %s", p->name, err);
+    if (!(p->etags = calloc(S3_MAX_PARTS, sizeof *p->etags)))
+        return in->host->error(in->host, ARCA_ENOMEM, "out of memory");
+    pthread_mutex_lock(&p->mu);
+    for (int i = 0; i < in->concurrency && i < 64; i++) {
+        if (pthread_create(&p->threads[i], NULL, worker, p))
+            break;
+        p->nthreads++;
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (!p->nthreads)
+        return in->host->error(in->host, ARCA_EFAIL, "cannot start upload threads");
+    return 0;
+}
+
+/* Stops the workers (after the queue drains, unless failed) and waits for them. */
+static void join_workers(s3_put *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->stop = 1;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->nthreads; i++)
+        pthread_join(p->threads[i], NULL);
+    p->nthreads = 0;
+}
+
+static void abort_multipart(s3_put *p)
+{
+    s3_inst *in = p->in;
+    s3_kv q[1];
+    s3_response rs;
+    char err[1200];
+    if (!p->upload_id)
+        return;
+    q[0] = (s3_kv){"uploadId", p->upload_id};
+    s3_request rq = {.method = "DELETE", .key = p->key, .query = q, .nquery = 1, .cleanup = 1, .missing_ok = 1};
+    int rc = s3_do(in, NULL, &rq, &rs, err, sizeof err);
+    s3_response_free(&rs);
+    if (rc && rc != ARCA_ENOENT)
+        in->host->log(in->host, ARCA_LOG_ERROR,
+                      "cannot abort the multipart upload %s of '%s': %s; remove it with "
+                      "`aws s3api abort-multipart-upload --bucket %s --key %s --upload-id %s` or a lifecycle rule",
+                      p->upload_id, p->key, err, in->cfg->bucket, p->key, p->upload_id);
+    free(p->upload_id);
+    p->upload_id = NULL;
+}
+
+static void free_part(s3_part *part)
+{
+    if (part) {
+        free(part->buf);
+        free(part);
+    }
+}
+
+static void put_free(s3_put *p)
+{
+    if (!p)
+        return;
+    free_part(p->cur);
+    for (s3_part *x = p->qhead, *n; x; x = n) {
+        n = x->next;
+        free_part(x);
+    }
+    for (s3_part *x = p->spare, *n; x; x = n) {
+        n = x->next;
+        free_part(x);
+    }
+    if (p->etags) {
+        for (uint32_t i = 0; i < S3_MAX_PARTS; i++)
+            free(p->etags[i]);
+        free(p->etags);
+    }
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p->upload_id);
+    free(p->name);
+    free(p->key);
+    free(p);
+}
+
+/* ---- the ops -------------------------------------------------------------------- */
+
+int s3_put_open(void *inst, const char *name, void **out)
+{
+    s3_inst *in = inst;
+    s3_put *p;
+    int rc;
+
+    *out = NULL;
+    if ((rc = name_ok(in->host, name)))
+        return rc;
+    if (!(p = calloc(1, sizeof *p)))
+        return in->host->error(in->host, ARCA_ENOMEM, "out of memory");
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    p->in = in;
+    p->name = strdup(name);
+    p->key = s3_key_of(in, name);
+    p->next_number = 1;
+    p->maxbufs = in->concurrency + 1;
+    size_t nl = strlen(name);
+    p->content_type = (nl > 5 && !strcmp(name + nl - 5, ".json")) ? "application/json" : "application/octet-stream";
+    if (in->retain_until)
+        snprintf(p->retain, sizeof p->retain, "%s", in->retain_until);
+    else if (in->retain_days)
+        s3_format_iso8601(time(NULL) + (time_t)in->retain_days * 86400, p->retain);
+    if (!p->name || !p->key) {
+        put_free(p);
+        return in->host->error(in->host, ARCA_ENOMEM, "out of memory");
+    }
+    *out = p;
+    return 0;
+}
+
+/* A buffer for the next part: a spare one, a new one while under the bound,
+ * else wait for a worker to hand one back. */
+static int next_buffer(s3_put *p)
+{
+    s3_inst *in = p->in;
+    s3_part *part = NULL;
+    uint64_t target = s3_part_size_for(in->part_size, p->next_number);
+
+    pthread_mutex_lock(&p->mu);
+    while (!p->failed && !p->spare && p->nbufs >= p->maxbufs)
+        pthread_cond_wait(&p->cv, &p->mu);
+    if (p->failed) {
+        pthread_mutex_unlock(&p->mu);
+        return in->host->error(in->host, p->fail_code, "upload of '%s' failed: %s", p->name, p->err);
+    }
+    if (p->spare) {
+        part = p->spare;
+        p->spare = part->next;
+    } else {
+        p->nbufs++;
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (!part && !(part = calloc(1, sizeof *part)))
+        return in->host->error(in->host, ARCA_ENOMEM, "out of memory");
+    if (part->cap < target && p->next_number > 1) {
+        /* parts after the first are full size at once: no realloc churn */
+        char *b = realloc(part->buf, (size_t)target);
+        if (!b) {
+            free_part(part);
+            return in->host->error(in->host, ARCA_ENOMEM, "out of memory for a %llu-byte part",
+                                   (unsigned long long)target);
+        }
+        part->buf = b;
+        part->cap = (size_t)target;
+    }
+    part->len = 0;
+    part->target = (size_t)target;
+    part->number = p->next_number++;
+    part->next = NULL;
+    p->cur = part;
+    return 0;
+}
+
+/* Hands the full current part to the workers (starting the upload first). */
+static int flush_part(s3_put *p)
+{
+    int rc;
+    if (p->next_number - 1 >= S3_MAX_PARTS)
+        return p->in->host->error(p->in->host, ARCA_EFAIL, "'%s' needs more than %u parts (over 5 TiB?)", p->name,
+                                  S3_MAX_PARTS);
+    if (!p->upload_id && (rc = start_multipart(p)))
+        return rc;
+    pthread_mutex_lock(&p->mu);
+    if (p->failed) {
+        pthread_mutex_unlock(&p->mu);
+        return p->in->host->error(p->in->host, p->fail_code, "upload of '%s' failed: %s", p->name, p->err);
+    }
+    if (p->qtail)
+        p->qtail->next = p->cur;
+    else
+        p->qhead = p->cur;
+    p->qtail = p->cur;
+    p->cur = NULL;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+}
+
+int s3_put_write(void *put, const void *buf, size_t len)
+{
+    s3_put *p = put;
+    const char *src = buf;
+    int rc;
+
+    while (len) {
+        if (!p->cur && (rc = next_buffer(p)))
+            return rc;
+        s3_part *c = p->cur;
+        if (c->len == c->target) {
+            /* full, and more data is coming: it is not the last part */
+            if ((rc = flush_part(p)))
+                return rc;
+            continue;
+        }
+        size_t n = c->target - c->len;
+        if (n > len)
+            n = len;
+        if (c->len + n > c->cap) { /* the first buffer grows: small objects stay small */
+            size_t cap = c->cap ? c->cap : 256 * 1024;
+            while (cap < c->len + n)
+                cap *= 2;
+            if (cap > c->target)
+                cap = c->target;
+            char *b = realloc(c->buf, cap);
+            if (!b)
+                return p->in->host->error(p->in->host, ARCA_ENOMEM, "out of memory");
+            c->buf = b;
+            c->cap = cap;
+        }
+        memcpy(c->buf + c->len, src, n);
+        c->len += n;
+        p->total += n;
+        src += n;
+        len -= n;
+    }
+    return 0;
+}
+
+static int single_put(s3_put *p)
+{
+    s3_inst *in = p->in;
+    s3_kv hd[9];
+    s3_response rs;
+    char err[1200], md5[25];
+    const char *body = p->cur ? p->cur->buf : "";
+    size_t len = p->cur ? p->cur->len : 0;
+    size_t nh = object_headers(p, hd);
+    if (want_md5(in)) {
+        s3_md5_base64(body, len, md5);
+        hd[nh++] = (s3_kv){"content-md5", md5};
+    }
+    s3_request rq = {.method = "PUT", .key = p->key, .headers = hd, .nheaders = nh, .body = body, .body_len = len};
+    int rc = s3_do(in, NULL, &rq, &rs, err, sizeof err);
+    s3_response_free(&rs);
+    if (rc)
+        return in->host->error(in->host, rc, "cannot store '%s': %s", p->name, err);
+    return 0;
+}
+
+/* After CompleteMultipartUpload got no clear answer: is the object there, whole? */
+static int completed_anyway(s3_put *p, uint32_t nparts)
+{
+    uint64_t size = 0;
+    char etag[160], err[1200], suffix[24];
+    if (s3_head(p->in, p->key, &size, etag, sizeof etag, err, sizeof err))
+        return 0;
+    snprintf(suffix, sizeof suffix, "-%u\"", nparts);
+    size_t el = strlen(etag), sl = strlen(suffix);
+    return size == p->total && el > sl && !strcmp(etag + el - sl, suffix);
+}
+
+static int complete_multipart(s3_put *p)
+{
+    s3_inst *in = p->in;
+    uint32_t nparts = p->next_number - 1;
+    size_t cap = 128 + (size_t)nparts * 200, len = 0;
+    char *xml = malloc(cap), err[1200];
+    s3_kv q[1] = {{"uploadId", p->upload_id}}, hd[1] = {{"content-type", "application/xml"}};
+    s3_response rs;
+    int rc;
+
+    if (!xml)
+        return in->host->error(in->host, ARCA_ENOMEM, "out of memory");
+    len += (size_t)snprintf(xml + len, cap - len,
+                            "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
+    for (uint32_t i = 0; i < nparts; i++) {
+        if (!p->etags[i]) {
+            free(xml);
+            return in->host->error(in->host, ARCA_EFAIL, "upload of '%s': part %u has no ETag", p->name, i + 1);
+        }
+        len += (size_t)snprintf(xml + len, cap - len, "<Part><PartNumber>%u</PartNumber><ETag>%.150s</ETag></Part>",
+                                i + 1, p->etags[i]);
+    }
+    len += (size_t)snprintf(xml + len, cap - len, "</CompleteMultipartUpload>");
+    s3_request rq = {.method = "POST", .key = p->key, .query = q, .nquery = 1, .headers = hd, .nheaders = 1,
+                     .body = xml, .body_len = len};
+    rc = s3_do(in, NULL, &rq, &rs, err, sizeof err);
+    free(xml);
+    if (!rc && !(rs.body && strstr(rs.body, "<CompleteMultipartUpload"))) {
+        /* a 200 must carry the result (S3: ...Result, moto: ...Response); an
+         * empty or cut answer did not complete anything we can rely on */
+        char *url = s3_url_of(in, p->key);
+        snprintf(err, sizeof err, "POST %s?uploadId=%s: HTTP %ld without a CompleteMultipartUploadResult",
+                 url ? url : p->key, p->upload_id, rs.status);
+        free(url);
+        rc = ARCA_EFAIL;
+    }
+    if (rc == ARCA_ENOENT && !strcmp(rs.code, "NoSuchUpload") && completed_anyway(p, nparts)) {
+        /* an earlier attempt completed it and its answer was lost */
+        in->host->log(in->host, ARCA_LOG_INFO, "'%s': completed by an earlier attempt whose answer was lost",
+                      p->name);
+        rc = 0;
+    }
+    s3_response_free(&rs);
+    if (rc)
+        return in->host->error(in->host, rc == ARCA_ENOENT ? ARCA_EFAIL : rc,
+                               "cannot complete the multipart upload of '%s': %s", p->name, err);
+    return 0;
+}
+
+int s3_put_commit(void *put)
+{
+    s3_put *p = put;
+    s3_inst *in = p->in;
+    int rc;
+
+    if (!p->upload_id) {
+        rc = single_put(p);
+        put_free(p);
+        return rc;
+    }
+    if (p->cur && p->cur->len)
+        rc = flush_part(p);
+    else
+        rc = 0;
+    join_workers(p);
+    if (!rc && p->failed)
+        rc = in->host->error(in->host, p->fail_code, "upload of '%s' failed: %s", p->name, p->err);
+    if (!rc && (rc = complete_multipart(p))) {
+        /* it may still have become visible (an ambiguous answer): make sure it is not */
+        char err[1200];
+        s3_response rs = {0};
+        s3_request rq = {.method = "DELETE", .key = p->key, .cleanup = 1, .missing_ok = 1};
+        if (completed_anyway(p, p->next_number - 1) && s3_do(in, NULL, &rq, &rs, err, sizeof err) == 0)
+            in->host->log(in->host, ARCA_LOG_INFO, "removed '%s', completed despite the failure", p->name);
+        s3_response_free(&rs);
+    }
+    if (rc)
+        abort_multipart(p);
+    else
+        in->host->log(in->host, ARCA_LOG_INFO, "'%s': %llu bytes in %u parts", p->name,
+                      (unsigned long long)p->total, p->next_number - 1);
+    put_free(p);
+    return rc;
+}
+
+void s3_put_abort(void *put)
+{
+    s3_put *p = put;
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    if (!p->failed)
+        put_fail(p, ARCA_ECANCELED, "aborted");
+    pthread_mutex_unlock(&p->mu);
+    join_workers(p);
+    abort_multipart(p);
+    put_free(p);
+}

@@ -1,0 +1,555 @@
+/* s3 destination plugin, loaded from $BUILD/plugins/s3.so as the core would,
+ * against moto with SigV4 checking on (tests/servers/moto.sh): what the CLI
+ * cannot reach: invisibility before commit, ranged gets at any offset, abort
+ * leaving no multipart upload, ENOENT, name refusals, multi-object delete, the
+ * credential chain (environment, profile files, instance metadata with
+ * refresh, against a fake IMDSv2 in this file), and the settings create refuses. Each test's name says what it pins. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <dlfcn.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fakehost.h"
+
+typedef struct s3_env {
+    const arca_plugin *p;
+    void *dl;
+    int up;
+    char why[PATH_MAX + 128];
+    char dir[PATH_MAX];
+    char endpoint[512], key[512], secret[512];
+} s3_env;
+
+static s3_env g;
+
+typedef struct s3_case {
+    fakehost *fh;
+    void *cfg, *inst;
+} s3_case;
+
+typedef struct arca_s3_extensions {
+    uint32_t size;
+    int (*remove_many)(void *inst, const char *const *names, size_t n);
+} arca_s3_extensions;
+
+static const char *repo_root(void)
+{
+    static char root[PATH_MAX];
+    const char *build = getenv("BUILD");
+    if (access("tests/servers/moto.sh", X_OK) == 0)
+        return ".";
+    if (build && *build) {
+        snprintf(root, sizeof root, "%s/..", build);
+        return root;
+    }
+    return ".";
+}
+
+static unsigned char *pattern(size_t n, unsigned seed)
+{
+    unsigned char *b = malloc(n ? n : 1);
+    assert_non_null(b);
+    for (size_t i = 0; i < n; i++)
+        b[i] = (unsigned char)(((i * 2654435761u) >> 13) ^ (i >> 20) ^ seed);
+    return b;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    char cmd[PATH_MAX * 4], line[512];
+    FILE *f;
+    g.p = fh_load_plugin("s3", &g.dl);
+    if (!g.p)
+        return -1;
+    snprintf(g.dir, sizeof g.dir, "%.3000s/arca-s3unit.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(g.dir))
+        return -1;
+    snprintf(cmd, sizeof cmd, "%s/tests/servers/moto.sh start %s/moto unit 2>%s/moto.err", repo_root(), g.dir, g.dir);
+    if (!(f = popen(cmd, "r")))
+        return -1;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        if (!strncmp(line, "S3_ENDPOINT=", 12))
+            snprintf(g.endpoint, sizeof g.endpoint, "%s", line + 12);
+        else if (!strncmp(line, "S3_KEY=", 7))
+            snprintf(g.key, sizeof g.key, "%s", line + 7);
+        else if (!strncmp(line, "S3_SECRET=", 10))
+            snprintf(g.secret, sizeof g.secret, "%s", line + 10);
+    }
+    int rc = pclose(f);
+    g.up = rc == 0 && g.endpoint[0] && g.key[0];
+    if (!g.up)
+        snprintf(g.why, sizeof g.why, "moto did not start (see %s/moto.err): tests that need it are skipped", g.dir);
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+    setenv("AWS_CONFIG_FILE", "/dev/null", 1);
+    setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null", 1);
+    unsetenv("AWS_ACCESS_KEY_ID");
+    unsetenv("AWS_SECRET_ACCESS_KEY");
+    unsetenv("AWS_SESSION_TOKEN");
+    unsetenv("AWS_PROFILE");
+    unsetenv("AWS_REGION");
+    unsetenv("AWS_DEFAULT_REGION");
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    char cmd[PATH_MAX * 3];
+    snprintf(cmd, sizeof cmd, "%s/tests/servers/moto.sh stop %s/moto; rm -rf %s", repo_root(), g.dir, g.dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cleanup failed: %s\n", cmd);
+    fh_unload_plugin(g.dl);
+    return 0;
+}
+
+/* A fresh instance; kv ends with NULL. with_keys adds the moto key pair. */
+static s3_case *open_case(int with_keys, const char *const *extra)
+{
+    const char *kv[64];
+    size_t n = 0;
+    char err[1024];
+    s3_case *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    kv[n++] = "endpoint";
+    kv[n++] = g.endpoint;
+    kv[n++] = "bucket";
+    kv[n++] = "unit";
+    kv[n++] = "part_size";
+    kv[n++] = "5M";
+    kv[n++] = "upload_concurrency";
+    kv[n++] = "3";
+    if (with_keys) {
+        kv[n++] = "access_key_id";
+        kv[n++] = g.key;
+        kv[n++] = "secret_access_key";
+        kv[n++] = g.secret;
+    }
+    for (; extra && *extra; extra++)
+        kv[n++] = *extra;
+    kv[n] = NULL;
+    c->fh = fh_new();
+    c->cfg = fh_config(g.p->options, g.p->config_size, kv, err, sizeof err);
+    if (!c->cfg)
+        fail_msg("config: %s", err);
+    int rc = g.p->create(fh_host(c->fh), c->cfg, &c->inst);
+    if (rc)
+        fail_msg("create: %d %s", rc, fh_last_error(c->fh));
+    return c;
+}
+
+static void close_case(s3_case *c)
+{
+    if (c->inst)
+        g.p->destroy(c->inst);
+    fh_config_free(g.p->options, c->cfg);
+    fh_free(c->fh);
+    free(c);
+}
+
+#define NEED_MOTO()                                   \
+    do {                                              \
+        if (!g.up) {                                  \
+            fprintf(stderr, "# skipped: %s\n", g.why); \
+            skip();                                   \
+        }                                             \
+    } while (0)
+
+static int put_all(s3_case *c, const char *name, const unsigned char *data, size_t n, size_t step)
+{
+    const arca_destination_ops *d = g.p->destination;
+    void *put;
+    int rc = d->put_open(c->inst, name, &put);
+    if (rc)
+        return rc;
+    for (size_t off = 0; off < n; off += step)
+        if ((rc = d->put_write(put, data + off, n - off < step ? n - off : step))) {
+            d->put_abort(put);
+            return rc;
+        }
+    return d->put_commit(put);
+}
+
+/* Reads [off, off+len) of name; returns the code, the bytes in *out. */
+static int get_range(s3_case *c, const char *name, uint64_t off, uint64_t len, unsigned char **out, size_t *outlen)
+{
+    const arca_destination_ops *d = g.p->destination;
+    void *get;
+    size_t cap = 1 << 20, n = 0, got;
+    unsigned char *buf = malloc(cap);
+    int rc = d->get_open(c->inst, name, off, len, &get);
+    *out = NULL;
+    *outlen = 0;
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    for (;;) {
+        if (n + 65536 > cap)
+            buf = realloc(buf, cap *= 2);
+        if ((rc = d->get_read(get, buf + n, 65521, &got)) || !got) /* odd reads on purpose */
+            break;
+        n += got;
+    }
+    d->get_close(get);
+    *out = buf;
+    *outlen = n;
+    return rc;
+}
+
+static int count_cb(void *ud, const arca_object_stat *st)
+{
+    (void)st;
+    (*(int *)ud)++;
+    return 0;
+}
+
+static int count_objects(s3_case *c, const char *prefix)
+{
+    int n = 0;
+    assert_int_equal(g.p->destination->list(c->inst, prefix, count_cb, &n), 0);
+    return n;
+}
+
+/* The keys of open multipart uploads, from Debian's aws CLI. */
+static int open_uploads(void)
+{
+    char cmd[PATH_MAX * 2], line[512];
+    int n = 0;
+    snprintf(cmd, sizeof cmd,
+             "%s/tests/servers/moto.sh aws %s/moto s3api list-multipart-uploads --bucket unit --output text "
+             "--query 'Uploads[].Key'",
+             repo_root(), g.dir);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "None", 4) && line[0] != '\n')
+            n++;
+    assert_int_equal(pclose(f), 0);
+    return n;
+}
+
+/* ---- create refuses what cannot work, without touching the network ---- */
+
+static void create_refuses_contradictory_or_unsafe_settings(void **state)
+{
+    (void)state;
+    static const char *const bad[][6] = {
+        {"endpoint", "http://user:pw@127.0.0.1:9", NULL},
+        {"endpoint", "http://127.0.0.1:9/some/path", NULL},
+        {"endpoint", "ftp://127.0.0.1", NULL},
+        {"access_key_id", "AKIAONLY", NULL},
+        {"object_lock_mode", "COMPLIANCE", NULL},
+        {"object_lock_mode", "GOVERNANCE", "object_lock_retain_until", "2001-01-01T00:00:00Z", NULL},
+        {"object_lock_retain_until", "30d", NULL},
+        {"sse_kms_key_id", "k", NULL},
+        {"storage_class", "standard ia", NULL},
+        {"prefix", "/abs", NULL},
+    };
+    static const char *const expect[] = {"credentials", "path", "http", "secret_access_key", "retain_until",
+                                         "past", "object_lock_mode", "aws:kms", "storage_class", "prefix"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *kv[16] = {"bucket", "b", NULL};
+        size_t n = 2;
+        for (const char *const *p = bad[i]; *p; p++)
+            kv[n++] = *p;
+        kv[n] = NULL;
+        char err[512];
+        fakehost *fh = fh_new();
+        void *cfg = fh_config(g.p->options, g.p->config_size, kv, err, sizeof err), *inst = NULL;
+        assert_non_null(cfg);
+        int rc = g.p->create(fh_host(fh), cfg, &inst);
+        if (rc != ARCA_ECONFIG || !strstr(fh_last_error(fh), expect[i]))
+            fail_msg("case %zu: rc %d, message '%s' (want '%s')", i, rc, fh_last_error(fh), expect[i]);
+        assert_null(inst);
+        fh_config_free(g.p->options, cfg);
+        fh_free(fh);
+    }
+}
+
+/* ---- the object-store contract ---- */
+
+static void put_is_invisible_until_commit_and_ranged_gets_read_any_slice(void **state)
+{
+    (void)state;
+    NEED_MOTO();
+    const arca_destination_ops *d = g.p->destination;
+    s3_case *c = open_case(1, (const char *const[]){"prefix", "ranged-", NULL});
+    size_t n = 12 * 1024 * 1024 + 12345; /* 3 parts */
+    unsigned char *data = pattern(n, 7), *got;
+    size_t glen;
+    void *put;
+
+    assert_int_equal(d->put_open(c->inst, "x.arca", &put), 0);
+    for (size_t off = 0; off < n; off += 999983)
+        assert_int_equal(d->put_write(put, data + off, n - off < 999983 ? n - off : 999983), 0);
+    assert_int_equal(count_objects(c, ""), 0);                             /* not listed */
+    assert_int_equal(get_range(c, "x.arca", 0, 0, &got, &glen), ARCA_ENOENT); /* not readable */
+    free(got);
+    assert_int_equal(d->put_commit(put), 0);
+    assert_int_equal(count_objects(c, ""), 1);
+
+    assert_int_equal(get_range(c, "x.arca", 0, 0, &got, &glen), 0);
+    assert_int_equal(glen, n);
+    assert_memory_equal(got, data, n);
+    free(got);
+    /* a slice across the part boundary at 5 MiB */
+    uint64_t off = 5 * 1024 * 1024 - 3, len = 1024 * 1024 + 7;
+    assert_int_equal(get_range(c, "x.arca", off, len, &got, &glen), 0);
+    assert_int_equal(glen, len);
+    assert_memory_equal(got, data + off, len);
+    free(got);
+    /* to the end from an offset; the empty range at the end */
+    assert_int_equal(get_range(c, "x.arca", n - 10, 0, &got, &glen), 0);
+    assert_int_equal(glen, 10);
+    assert_memory_equal(got, data + n - 10, 10);
+    free(got);
+    assert_int_equal(get_range(c, "x.arca", n, 0, &got, &glen), 0);
+    assert_int_equal(glen, 0);
+    free(got);
+    /* past the end: the object is shorter than the caller believes */
+    assert_int_equal(get_range(c, "x.arca", n - 5, 10, &got, &glen), ARCA_EINTEGRITY);
+    free(got);
+    assert_int_equal(d->remove(c->inst, "x.arca"), 0);
+    free(data);
+    close_case(c);
+}
+
+static void a_small_object_and_an_empty_one_are_single_puts(void **state)
+{
+    (void)state;
+    NEED_MOTO();
+    s3_case *c = open_case(1, (const char *const[]){"prefix", "small-", NULL});
+    unsigned char *got;
+    size_t glen;
+    assert_int_equal(put_all(c, "m.manifest.json", (const unsigned char *)"{\"a\":1}", 7, 7), 0);
+    assert_int_equal(put_all(c, "empty.arca", (const unsigned char *)"", 0, 1), 0);
+    assert_int_equal(get_range(c, "m.manifest.json", 0, 0, &got, &glen), 0);
+    assert_int_equal(glen, 7);
+    assert_memory_equal(got, "{\"a\":1}", 7);
+    free(got);
+    assert_int_equal(get_range(c, "empty.arca", 0, 0, &got, &glen), 0);
+    assert_int_equal(glen, 0);
+    free(got);
+    assert_int_equal(count_objects(c, "m."), 1);
+    assert_int_equal(count_objects(c, ""), 2);
+    assert_int_equal(g.p->destination->remove(c->inst, "m.manifest.json"), 0);
+    assert_int_equal(g.p->destination->remove(c->inst, "empty.arca"), 0);
+    close_case(c);
+}
+
+static void abort_mid_multipart_leaves_no_upload_and_nothing_visible(void **state)
+{
+    (void)state;
+    NEED_MOTO();
+    const arca_destination_ops *d = g.p->destination;
+    s3_case *c = open_case(1, (const char *const[]){"prefix", "abort-", NULL});
+    size_t n = 16 * 1024 * 1024;
+    unsigned char *data = pattern(n, 3);
+    void *put;
+    assert_int_equal(d->put_open(c->inst, "y.arca", &put), 0);
+    assert_int_equal(d->put_write(put, data, n), 0); /* three parts handed to the workers */
+    d->put_abort(put);
+    assert_int_equal(count_objects(c, ""), 0);
+    assert_int_equal(open_uploads(), 0);
+    free(data);
+    close_case(c);
+}
+
+static void missing_objects_are_enoent_and_bad_names_are_refused(void **state)
+{
+    (void)state;
+    NEED_MOTO();
+    const arca_destination_ops *d = g.p->destination;
+    s3_case *c = open_case(1, NULL);
+    void *h = NULL;
+    assert_int_equal(d->get_open(c->inst, "nope.arca", 0, 0, &h), ARCA_ENOENT);
+    assert_non_null(strstr(fh_last_error(c->fh), "nope.arca"));
+    assert_int_equal(d->remove(c->inst, "nope.arca"), ARCA_ENOENT);
+    assert_int_equal(d->put_open(c->inst, "a/b", &h), ARCA_ECONFIG);
+    assert_int_equal(d->put_open(c->inst, ".hidden", &h), ARCA_ECONFIG);
+    assert_int_equal(d->put_open(c->inst, "", &h), ARCA_ECONFIG);
+    assert_int_equal(d->list(c->inst, "a/", count_cb, &(int){0}), ARCA_ECONFIG);
+    close_case(c);
+}
+
+static void remove_many_deletes_up_to_1000_keys_a_request(void **state)
+{
+    (void)state;
+    NEED_MOTO();
+    const arca_s3_extensions *(*entry)(void) =
+        (const arca_s3_extensions *(*)(void))dlsym(g.dl, "arca_s3_extensions_entry");
+    assert_non_null(entry);
+    const arca_s3_extensions *ext = entry();
+    assert_true(ext->size >= sizeof *ext);
+    s3_case *c = open_case(1, (const char *const[]){"prefix", "many-", NULL});
+    const char *names[] = {"a.arca", "a.manifest.json", "b.arca", "never-stored.arca"};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(put_all(c, names[i], (const unsigned char *)"data", 4, 4), 0);
+    assert_int_equal(count_objects(c, ""), 3);
+    assert_int_equal(ext->remove_many(c->inst, names, 4), 0);
+    assert_int_equal(count_objects(c, ""), 0);
+    close_case(c);
+}
+
+/* ---- credentials ---- */
+
+static void credentials_come_from_the_environment_then_the_profile_files(void **state)
+{
+    (void)state;
+    NEED_MOTO();
+    char path[PATH_MAX + 32];
+    s3_case *c;
+
+    setenv("AWS_ACCESS_KEY_ID", g.key, 1);
+    setenv("AWS_SECRET_ACCESS_KEY", g.secret, 1);
+    c = open_case(0, (const char *const[]){"prefix", "env-", NULL});
+    assert_int_equal(count_objects(c, ""), 0);
+    close_case(c);
+    unsetenv("AWS_ACCESS_KEY_ID");
+    unsetenv("AWS_SECRET_ACCESS_KEY");
+
+    snprintf(path, sizeof path, "%s/credentials", g.dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "[default]\naws_access_key_id = AKIAWRONGDEFAULT\naws_secret_access_key = x\n\n"
+               "[backup]\naws_access_key_id = %s\naws_secret_access_key = %s\n", g.key, g.secret);
+    fclose(f);
+    setenv("AWS_SHARED_CREDENTIALS_FILE", path, 1);
+    c = open_case(0, (const char *const[]){"prefix", "profile-", "profile", "backup", NULL});
+    assert_int_equal(put_all(c, "p.arca", (const unsigned char *)"abc", 3, 3), 0);
+    assert_int_equal(g.p->destination->remove(c->inst, "p.arca"), 0);
+    close_case(c);
+
+    /* a profile that is not there, no environment, no instance metadata */
+    c = open_case(0, (const char *const[]){"profile", "nosuch", NULL});
+    int n = 0;
+    assert_int_equal(g.p->destination->list(c->inst, "", count_cb, &n), ARCA_ECONFIG);
+    assert_non_null(strstr(fh_last_error(c->fh), "no credentials"));
+    close_case(c);
+    setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null", 1);
+}
+
+/* A fake instance metadata service: IMDSv2 token, role name, keys that expire
+ * in 200 s (inside the 5-minute refresh window, so every use refreshes). */
+typedef struct imds {
+    int fd, port;
+    pthread_t t;
+    int tokens, keys, untokened;
+} imds;
+
+static void *imds_main(void *arg)
+{
+    imds *m = arg;
+    for (;;) {
+        int c = accept(m->fd, NULL, NULL);
+        if (c < 0)
+            return NULL;
+        char req[4096] = "", body[2048], exp[32], resp[3072];
+        size_t n = 0;
+        ssize_t r;
+        while (n < sizeof req - 1 && (r = read(c, req + n, sizeof req - 1 - n)) > 0) {
+            n += (size_t)r;
+            req[n] = 0;
+            if (strstr(req, "\r\n\r\n"))
+                break;
+        }
+        time_t t = time(NULL) + 200;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(exp, sizeof exp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        int has_token = strstr(req, "X-aws-ec2-metadata-token: tok-") != NULL;
+        if (!strncmp(req, "PUT /latest/api/token", 21)) {
+            m->tokens++;
+            snprintf(body, sizeof body, "tok-%d", m->tokens);
+        } else if (!has_token) {
+            m->untokened++;
+            snprintf(body, sizeof body, "missing token");
+        } else if (strstr(req, "GET /latest/meta-data/iam/security-credentials/arca-role ")) {
+            m->keys++;
+            snprintf(body, sizeof body,
+                     "{\"Code\":\"Success\",\"Type\":\"AWS-HMAC\",\"AccessKeyId\":\"%s\",\"SecretAccessKey\":\"%s\","
+                     "\"Token\":\"session-token-%d\",\"Expiration\":\"%s\"}",
+                     g.key, g.secret, m->keys, exp);
+        } else if (strstr(req, "GET /latest/meta-data/iam/security-credentials/ ")) {
+            snprintf(body, sizeof body, "arca-role");
+        } else {
+            snprintf(body, sizeof body, "not found");
+        }
+        int ok = !strstr(body, "not found") && !strstr(body, "missing");
+        snprintf(resp, sizeof resp, "HTTP/1.1 %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                 ok ? "200 OK" : (has_token ? "404 Not Found" : "401 Unauthorized"), strlen(body), body);
+        if (write(c, resp, strlen(resp)) < 0)
+            perror("imds write");
+        close(c);
+    }
+}
+
+static void credentials_come_from_instance_metadata_and_are_refreshed_before_expiry(void **state)
+{
+    (void)state;
+    NEED_MOTO();
+    imds m = {0};
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    char ep[64];
+    m.fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(bind(m.fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(m.fd, 8), 0);
+    getsockname(m.fd, (struct sockaddr *)&a, &al);
+    snprintf(ep, sizeof ep, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    assert_int_equal(pthread_create(&m.t, NULL, imds_main, &m), 0);
+    setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", ep, 1);
+    unsetenv("AWS_EC2_METADATA_DISABLED");
+
+    s3_case *c = open_case(0, (const char *const[]){"prefix", "imds-", NULL});
+    assert_int_equal(m.tokens, 0); /* create touches no network */
+    /* moto checks session tokens against its own STS, whose keys it then
+     * refuses with auth on: so the proof that the instance keys and their
+     * token were used is moto's InvalidToken (not "no credentials", not
+     * InvalidAccessKeyId) */
+    assert_int_equal(put_all(c, "i.arca", (const unsigned char *)"abc", 3, 3), ARCA_EFAIL);
+    assert_non_null(strstr(fh_last_error(c->fh), "InvalidToken"));
+    int n = 0;
+    assert_int_equal(g.p->destination->list(c->inst, "", count_cb, &n), ARCA_EFAIL);
+    assert_non_null(strstr(fh_last_error(c->fh), "InvalidToken"));
+    close_case(c);
+    assert_true(m.tokens >= 2); /* keys expiring within 5 minutes were fetched again */
+    assert_true(m.keys >= 2);
+    assert_int_equal(m.untokened, 0); /* IMDSv2: never asked without a session token */
+
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+    unsetenv("AWS_EC2_METADATA_SERVICE_ENDPOINT");
+    shutdown(m.fd, SHUT_RDWR);
+    close(m.fd);
+    pthread_join(m.t, NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(create_refuses_contradictory_or_unsafe_settings),
+        cmocka_unit_test(put_is_invisible_until_commit_and_ranged_gets_read_any_slice),
+        cmocka_unit_test(a_small_object_and_an_empty_one_are_single_puts),
+        cmocka_unit_test(abort_mid_multipart_leaves_no_upload_and_nothing_visible),
+        cmocka_unit_test(missing_objects_are_enoent_and_bad_names_are_refused),
+        cmocka_unit_test(remove_many_deletes_up_to_1000_keys_a_request),
+        cmocka_unit_test(credentials_come_from_the_environment_then_the_profile_files),
+        cmocka_unit_test(credentials_come_from_instance_metadata_and_are_refreshed_before_expiry),
+    };
+    return cmocka_run_group_tests_name("s3_plugin", tests, group_setup, group_teardown);
+}
