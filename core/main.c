@@ -152,6 +152,23 @@ static char *dget_error(void *ud)
     return inst_take_error(g->d, ARCA_EFAIL, "read failed");
 }
 
+/* Stream archive `name` from destination `d` through the checked reader (verify
+ * when target is NULL, restore into target otherwise). */
+static int read_dest(inst *d, const char *name, const char *where, manifest *m, inst *target, const void *ropts,
+                     read_stats *st, char **err)
+{
+    dget g = {d, NULL};
+    int rc = d->plug->desc->destination->get_open(d->state, name, 0, 0, &g.get);
+    if (rc != ARCA_OK) {
+        *err = inst_take_error(d, rc, "cannot read the archive");
+        return rc;
+    }
+    rd_stream in = {dget_read, &g, where, dget_error};
+    rc = engine_read(&in, m, target, ropts, st, err);
+    d->plug->desc->destination->get_close(g.get);
+    return rc;
+}
+
 /* Read a whole (small) object. */
 static int dest_slurp(inst *d, const char *name, char **out, size_t *len, char **err)
 {
@@ -545,17 +562,8 @@ static int cmd_verify(int argc, char **argv)
             checked++;
             int r2 = load_catalog(d, id, &m, &err);
             char *arname = xasprintf("%s.arca", id), *where = xasprintf("%s: %s", d->label, arname);
-            if (r2 == ARCA_OK) {
-                dget g = {d, NULL};
-                r2 = d->plug->desc->destination->get_open(d->state, arname, 0, 0, &g.get);
-                if (r2 != ARCA_OK) {
-                    err = inst_take_error(d, r2, "cannot read the archive");
-                } else {
-                    rd_stream in = {dget_read, &g, where, dget_error};
-                    r2 = engine_read(&in, m, NULL, NULL, &st, &err);
-                    d->plug->desc->destination->get_close(g.get);
-                }
-            }
+            if (r2 == ARCA_OK)
+                r2 = read_dest(d, arname, where, m, NULL, NULL, &st, &err);
             if (r2 != ARCA_OK) {
                 fprintf(stderr, "arca: error: verify %s failed: %s\n", id, err);
                 free(err);
@@ -830,17 +838,8 @@ static int cmd_restore(int argc, char **argv)
     if (r2 == ARCA_OK && strcmp(m->ns, target->plug->desc->name))
         r2 = ARCA_ECONFIG, err = xasprintf("backup %s holds '%s' data; %s cannot restore it", id, m->ns, target->label);
     char *arname = xasprintf("%s.arca", id), *where = d ? xasprintf("%s: %s", d->label, arname) : xstrdup(arname);
-    if (r2 == ARCA_OK) {
-        dget g = {d, NULL};
-        r2 = d->plug->desc->destination->get_open(d->state, arname, 0, 0, &g.get);
-        if (r2 != ARCA_OK) {
-            err = inst_take_error(d, r2, "cannot read the archive");
-        } else {
-            rd_stream in = {dget_read, &g, where, dget_error};
-            r2 = engine_read(&in, m, target, ro, &st, &err);
-            d->plug->desc->destination->get_close(g.get);
-        }
-    }
+    if (r2 == ARCA_OK)
+        r2 = read_dest(d, arname, where, m, target, ro, &st, &err);
     if (r2 != ARCA_OK) {
         rc = fail_msg(r2, xasprintf("restore failed: %s", err));
         free(err);
