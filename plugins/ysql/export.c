@@ -43,6 +43,10 @@ int bk_plan_slices(bk *b)
         int64_t jobs = b->yi->cfg->jobs, worth = t->bytes / BK_MIN_SLICE;
         if (can_slice && worth >= 2 && count < jobs)
             count = (int)(worth < jobs ? worth : jobs);
+        /* whole rounds of `jobs` slices: 3 slices on 2 connections would copy (and
+         * restore) the last third on one connection while the other idles */
+        if (can_slice && count > jobs && count % jobs && worth >= count + jobs - count % jobs)
+            count += (int)(jobs - count % jobs);
         t->slices = count;
         if (b->nslices + (size_t)count > cap) {
             cap = (b->nslices + (size_t)count) * 2;

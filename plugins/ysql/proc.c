@@ -4,8 +4,10 @@
  * stdout and stderr, so a chatty child never deadlocks against us. */
 #include "ysql.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -48,6 +50,46 @@ char *ysql_which(const char *cmd)
     }
 }
 
+/* Debian and Ubuntu put a Perl dispatcher, pg_wrapper, on PATH as pg_dump and
+ * psql; starting Perl costs ~0.1 s per call (two calls per backup, two in a row
+ * per restore). Without PGCLUSTER it runs the newest installed client unless a
+ * local cluster listens on 5432, whose (possibly older) version it prefers; for
+ * a dump or a script run against a server named in the connection string the
+ * newest client is the right one anyway. So a pg_wrapper found on PATH is
+ * replaced by the newest /usr/lib/postgresql/N/bin/NAME; PGCLUSTER keeps it. */
+static char *skip_pg_wrapper(char *path, const char *name)
+{
+    char real[PATH_MAX];
+    const char *base = realpath(path, real) ? strrchr(real, '/') : NULL;
+    if (!base || strcmp(base, "/pg_wrapper") || getenv("PGCLUSTER"))
+        return path;
+    DIR *d = opendir("/usr/lib/postgresql");
+    long best = -1;
+    char *found = NULL;
+    for (struct dirent *de; d && (de = readdir(d));) {
+        char *end;
+        long v = strtol(de->d_name, &end, 10);
+        char *cand = NULL;
+        if (*end || end == de->d_name || v <= best ||
+            asprintf(&cand, "/usr/lib/postgresql/%s/bin/%s", de->d_name, name) < 0)
+            continue;
+        struct stat st;
+        if (access(cand, X_OK) == 0 && stat(cand, &st) == 0 && S_ISREG(st.st_mode)) {
+            free(found);
+            found = cand;
+            best = v;
+        } else {
+            free(cand);
+        }
+    }
+    if (d)
+        closedir(d);
+    if (!found)
+        return path;
+    free(path);
+    return found;
+}
+
 char *ysql_resolve_command(const char *configured, const char *yb_name, const char *pg_name,
                            ysql_err *e, const char *option)
 {
@@ -59,8 +101,10 @@ char *ysql_resolve_command(const char *configured, const char *yb_name, const ch
                       option, configured, strchr(configured, '/') ? "" : " on PATH", option);
         return path;
     }
-    if ((path = ysql_which(yb_name)) || (path = ysql_which(pg_name)))
+    if ((path = ysql_which(yb_name)))
         return path;
+    if ((path = ysql_which(pg_name)))
+        return skip_pg_wrapper(path, pg_name);
     ysql_fail(e, ARCA_ECONFIG,
               "neither %s nor %s is on PATH\nhint: install the YugabyteDB or PostgreSQL client "
               "tools (Debian: postgresql-client), or set %s", yb_name, pg_name, option);

@@ -506,6 +506,76 @@ static int rs_truncate_existing(rs *r, rs_state *st)
     return rc;
 }
 
+/* ---- keeping autovacuum off the tables being loaded ------------------------------------------ */
+
+#define RS_GUARD_MIN_BYTES ((int64_t)8 << 20) /* smaller tables vacuum in no time */
+#define RS_GUARD_MAX 128                       /* locks held by the guard, at most */
+
+static int rs_guard_cmp(const void *a, const void *b, void *arg)
+{
+    const catalog *c = arg;
+    int64_t x = c->v[*(const size_t *)a].bytes, y = c->v[*(const size_t *)b].bytes;
+    return x > y ? -1 : x < y;
+}
+
+/* A table loaded in slices has committed rows while its other slices still load,
+ * and many new rows once loaded: autovacuum picks it up, scans it beside the
+ * loads, and the post-data's ALTER TABLE ... ADD PRIMARY KEY then waits
+ * deadlock_timeout (1 s) before the server cancels the autovacuum (measured:
+ * one restore in three or four at pgbench scale 50 lost that second). One more
+ * session holds SHARE UPDATE EXCLUSIVE on the biggest tables from the first
+ * load until the post-data starts: COPY's ROW EXCLUSIVE does not conflict with
+ * it, and autovacuum skips tables it cannot lock at once, so the tables are
+ * vacuumed after the restore, as after pg_restore. The guard is only an
+ * optimisation: when it cannot have its locks at once, the restore goes on
+ * without it. Not on YugabyteDB (no autovacuum, other lock modes). */
+static void rs_guard_begin(rs *r)
+{
+    if (r->target_is_yb)
+        return;
+    size_t *idx = calloc(r->cat.n + 1, sizeof *idx), n = 0;
+    for (size_t i = 0; idx && i < r->cat.n; i++)
+        if (r->tt[i].want && r->cat.v[i].kind == 'r' && r->cat.v[i].bytes >= RS_GUARD_MIN_BYTES)
+            idx[n++] = i;
+    if (!n) {
+        free(idx);
+        return;
+    }
+    qsort_r(idx, n, sizeof *idx, rs_guard_cmp, &r->cat);
+    ysql_buf q = {0};
+    ysql_buf_str(&q, "SET lock_timeout = '100ms'; BEGIN; LOCK TABLE ");
+    for (size_t k = 0; k < n && k < RS_GUARD_MAX; k++) {
+        ysql_buf_str(&q, k ? ", ONLY " : "ONLY ");
+        ysql_buf_ident(&q, r->cat.v[idx[k]].schema);
+        ysql_buf_str(&q, ".");
+        ysql_buf_ident(&q, r->cat.v[idx[k]].name);
+    }
+    ysql_buf_str(&q, " IN SHARE UPDATE EXCLUSIVE MODE");
+    free(idx);
+    char *sql = ysql_buf_take(&q);
+    ysql_err e;
+    ysql_err_init(&e);
+    PGconn *c = sql ? ysql_connect(r->yi, r->target_db, &e) : NULL;
+    if (c && ysql_exec(c, &e, "cannot lock the tables against autovacuum", sql) == ARCA_OK) {
+        r->guard = c;
+    } else {
+        r->h->log(r->h, ARCA_LOG_DEBUG, "%s: loading without the autovacuum guard: %s", r->where,
+                  e.msg ? e.msg : "out of memory");
+        PQfinish(c);
+    }
+    ysql_err_destroy(&e);
+    free(sql);
+}
+
+static void rs_guard_end(rs *r)
+{
+    if (!r->guard)
+        return;
+    PQclear(PQexec(r->guard, "COMMIT"));
+    PQfinish(r->guard);
+    r->guard = NULL;
+}
+
 /* Before the first data: roles, pre-data, table-level emptying, the loader. */
 static int rs_apply_schema(rs *r, rs_state *st)
 {
@@ -536,6 +606,8 @@ static int rs_apply_schema(rs *r, rs_state *st)
         st->stage = "loading data";
         rc = ld_start(r, &r->pool);
     }
+    if (rc == ARCA_OK)
+        rs_guard_begin(r);
     return rc;
 }
 
@@ -728,6 +800,7 @@ static int rs_after_data(rs *r, rs_state *st)
     }
     if (rc == ARCA_OK && !st->done[OBJ_POST])
         rc = ysql_fail(&r->err, ARCA_EINTEGRITY, "the archive has no schema/post-data.sql");
+    rs_guard_end(r);
     if (rc == ARCA_OK) {
         st->stage = "applying the post-data schema (indexes, constraints, triggers)";
         rc = rs_apply_section(r, st, OBJ_POST, "post-data schema");
@@ -865,6 +938,7 @@ int ysql_restore(void *inst, arca_feed *feed, const void *ropts)
     if (rc < 0 && r.pool)
         ld_abort(r.pool);
     ld_free(r.pool);
+    rs_guard_end(&r);
     if (rc < 0) {
         char *note = rs_state_note(&r, &st);
         if (ysql_failed(&r.err)) {

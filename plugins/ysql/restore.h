@@ -41,6 +41,7 @@ typedef struct rs {
     char **new_schemas;    /* table-level: schemas of chosen tables the target lacks */
     pthread_mutex_t mu;    /* tt[].rows_loaded */
     ld_pool *pool;
+    PGconn *guard;         /* holds the big tables against autovacuum while they load */
 } rs;
 
 /* load.c: `jobs` connections each running one COPY ... FROM STDIN at a time.
