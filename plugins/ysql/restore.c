@@ -522,7 +522,7 @@ static int rs_guard_cmp(const void *a, const void *b, void *arg)
  * and many new rows once loaded: autovacuum picks it up, scans it beside the
  * loads, and the post-data's ALTER TABLE ... ADD PRIMARY KEY then waits
  * deadlock_timeout (1 s) before the server cancels the autovacuum (measured:
- * one restore in three or four at pgbench scale 50 lost that second). One more
+ * 3 restores in 17 at pgbench scale 50 lost that second). One more
  * session holds SHARE UPDATE EXCLUSIVE on the biggest tables from the first
  * load until the post-data starts: COPY's ROW EXCLUSIVE does not conflict with
  * it, and autovacuum skips tables it cannot lock at once, so the tables are
