@@ -37,3 +37,15 @@ expect_match() { if grep -Eq -- "$2" <<<"$3"; then pass "$1"; else fail "$1" "no
 
 # free_port: an unused TCP port on 127.0.0.1
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+
+# need FILE...: a missing build product or tool fails the suite (never a skip: ./run check installs
+# and builds everything a test needs)
+need() {
+    local f
+    for f in "$@"; do
+        [ -e "$f" ] || command -v "$f" >/dev/null 2>&1 ||
+            { fail "prerequisites" "$f is missing: run ./run check (or make && ./run deps)"; exit 0; }
+    done
+}
+# peer_failed NAME ERRFILE: a test server that did not start fails the suite, with its last log lines
+peer_failed() { fail "$1 starts" "$(tail -n 15 "$2" 2>/dev/null)"; exit 0; }

@@ -4,10 +4,7 @@
 SUITE=files
 . "$(dirname "$0")/../lib.sh"
 
-if [ ! -x "$ARCA" ] || [ ! -f "$BUILD/plugins/files.so" ] || [ ! -f "$BUILD/plugins/nfs.so" ]; then
-    skip "all" "build arca and the files and nfs plugins first (make)"
-    exit 0
-fi
+need "$ARCA" "$BUILD/plugins/files.so" "$BUILD/plugins/nfs.so"
 
 TREE=$T_TMP/tree
 # write_config FILE RESTORE_PATH [EXTRA SOURCE OPTION LINES]

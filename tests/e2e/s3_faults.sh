@@ -8,15 +8,12 @@
 SUITE=s3_faults
 . "$(dirname "$0")/../lib.sh"
 
-for f in "$ARCA" "$BUILD/plugins/files.so" "$BUILD/plugins/s3.so"; do
-    [ -e "$f" ] || { skip "all" "build first (make): $f missing"; exit 0; }
-done
+need "$ARCA" "$BUILD/plugins/files.so" "$BUILD/plugins/s3.so"
 M=$T_TMP/moto
 rc=0
 envtxt=$("$ROOT/tests/servers/moto.sh" start "$M" faults 2>"$T_TMP/moto.err") || rc=$?
 on_exit "'$ROOT/tests/servers/moto.sh' stop '$M'"
-if [ "$rc" = 77 ]; then skip "all" "$(cat "$T_TMP/moto.err")"; exit 0; fi
-[ "$rc" = 0 ] || { fail "moto starts" "$(tail -c 600 "$T_TMP/moto.err")"; exit 0; }
+[ "$rc" = 0 ] || peer_failed moto "$T_TMP/moto.err"
 eval "$envtxt"
 MOTO_PORT=${S3_ENDPOINT##*:}
 BUCKET=faults

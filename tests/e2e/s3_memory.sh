@@ -8,15 +8,12 @@
 SUITE=s3_memory
 . "$(dirname "$0")/../lib.sh"
 
-for f in "$ARCA" "$BUILD/plugins/files.so" "$BUILD/plugins/s3.so" /usr/bin/time; do
-    [ -e "$f" ] || { skip "all" "$f missing"; exit 0; }
-done
+need "$ARCA" "$BUILD/plugins/files.so" "$BUILD/plugins/s3.so" /usr/bin/time
 M=$T_TMP/moto
 rc=0
 envtxt=$("$ROOT/tests/servers/moto.sh" start "$M" mem 2>"$T_TMP/moto.err") || rc=$?
 on_exit "'$ROOT/tests/servers/moto.sh' stop '$M'"
-if [ "$rc" = 77 ]; then skip "all" "$(cat "$T_TMP/moto.err")"; exit 0; fi
-[ "$rc" = 0 ] || { fail "moto starts" "$(tail -c 600 "$T_TMP/moto.err")"; exit 0; }
+[ "$rc" = 0 ] || peer_failed moto "$T_TMP/moto.err"
 eval "$envtxt"
 unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE
 export AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null

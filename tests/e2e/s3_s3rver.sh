@@ -6,16 +6,13 @@
 SUITE=s3_s3rver
 . "$(dirname "$0")/../lib.sh"
 
-for f in "$ARCA" "$BUILD/plugins/files.so" "$BUILD/plugins/s3.so"; do
-    [ -e "$f" ] || { skip "all" "build first (make): $f missing"; exit 0; }
-done
+need "$ARCA" "$BUILD/plugins/files.so" "$BUILD/plugins/s3.so"
 S=$T_TMP/s3rver
 BUCKET=arca-s3rver
 rc=0
 envtxt=$("$ROOT/tests/servers/s3rver.sh" start "$S" "$BUCKET" 2>"$T_TMP/s3rver.err") || rc=$?
 on_exit "'$ROOT/tests/servers/s3rver.sh' stop '$S'"
-if [ "$rc" = 77 ]; then skip "all" "$(cat "$T_TMP/s3rver.err")"; exit 0; fi
-[ "$rc" = 0 ] || { fail "s3rver starts" "$(tail -c 600 "$T_TMP/s3rver.err")"; exit 0; }
+[ "$rc" = 0 ] || peer_failed s3rver "$T_TMP/s3rver.err"
 eval "$envtxt"
 unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE
 export AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null

@@ -6,23 +6,13 @@
 SUITE=ysql
 . "$(dirname "$0")/../lib.sh"
 
-if [ ! -x "$ARCA" ] || [ ! -f "$BUILD/plugins/ysql.so" ] || [ ! -f "$BUILD/plugins/nfs.so" ]; then
-    skip "all" "build arca and the ysql and nfs plugins first (make)"
-    exit 0
-fi
-for t in psql pg_dump python3; do
-    command -v "$t" >/dev/null || { skip "all" "$t is not installed"; exit 0; }
-done
+need "$ARCA" "$BUILD/plugins/ysql.so" "$BUILD/plugins/nfs.so"
+need psql pg_dump python3
 
 PW='s3cr3t-Pw-7f1e'   # must never show up in output, logs or archives
 PGDIR=$T_TMP/server
 on_exit "'$ROOT/tests/servers/pg.sh' stop '$PGDIR'"
-PORT=$(PG_AUTH=scram PG_PASSWORD=$PW "$ROOT/tests/servers/pg.sh" start "$PGDIR")
-case $? in
-    0) ;;
-    77) skip "all" "PostgreSQL 15 is not available"; exit 0 ;;
-    *) fail "server" "tests/servers/pg.sh start failed"; exit 1 ;;
-esac
+PORT=$(PG_AUTH=scram PG_PASSWORD=$PW "$ROOT/tests/servers/pg.sh" start "$PGDIR" 2>"$T_TMP/pg.err") || peer_failed "PostgreSQL 15" "$T_TMP/pg.err"
 SOCK=$PGDIR/pg/sock
 # the tests' own client: the trusted socket, no password
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -U postgres "$@"; }

@@ -9,20 +9,12 @@ SUITE=ysql_pgbench
 . "$(dirname "$0")/../lib.sh"
 
 B=/usr/lib/postgresql/15/bin
-if [ ! -x "$ARCA" ] || [ ! -f "$BUILD/plugins/ysql.so" ] || [ ! -f "$BUILD/plugins/nfs.so" ]; then
-    skip "all" "build arca and the ysql and nfs plugins first (make)"
-    exit 0
-fi
-[ -x "$B/pgbench" ] || { skip "all" "pgbench is not installed (postgresql-contrib / postgresql-15)"; exit 0; }
+need "$ARCA" "$BUILD/plugins/ysql.so" "$BUILD/plugins/nfs.so"
+need "$B/pgbench"
 
 PGDIR=$T_TMP/server
 on_exit "'$ROOT/tests/servers/pg.sh' stop '$PGDIR'"
-PORT=$("$ROOT/tests/servers/pg.sh" start "$PGDIR")
-case $? in
-    0) ;;
-    77) skip "all" "PostgreSQL 15 is not available"; exit 0 ;;
-    *) fail "server" "tests/servers/pg.sh start failed"; exit 1 ;;
-esac
+PORT=$("$ROOT/tests/servers/pg.sh" start "$PGDIR" 2>"$T_TMP/pg.err") || peer_failed "PostgreSQL 15" "$T_TMP/pg.err"
 SOCK=$PGDIR/pg/sock
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -U postgres "$@"; }
 

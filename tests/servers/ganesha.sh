@@ -2,8 +2,10 @@
 # Test NFSv3 server: nfs-ganesha (VFS FSAL) exporting DIR/export on 127.0.0.1.
 #   ganesha.sh start DIR   -> prints nfs://127.0.0.1/<real export path> on stdout
 #   ganesha.sh stop DIR    -> stops ganesha and the rpcbind this script started
-# Everything (config, log, pid files) lives under DIR. Exit 0 ok, 1 failure,
-# 77 when the server software is not installed (callers skip on 77).
+# Everything (config, log, pid files) lives under DIR. Ready means the export is
+# mounted and listed through libnfs (nfs-ls), not only that the RPC ports answer.
+# Exit 0 ok, 1 failure (reason and log tail on stderr), 77 only when not root
+# (the VFS FSAL needs it; callers report that as a skip).
 # rpcbind is one per machine: with two test runs at once, the last ganesha to
 # register wins the plain URL. DIR/query holds `?nfsport=N&mountport=N`; append
 # it to the URL (after any sub-path) to reach this server without rpcbind.
@@ -45,12 +47,12 @@ stop_pidfile() {
 start() {
     local b
     PATH=$PATH:/usr/sbin:/sbin
-    for b in ganesha.nfsd rpcbind rpcinfo python3; do
+    for b in ganesha.nfsd rpcbind rpcinfo nfs-ls python3; do
         command -v "$b" >/dev/null 2>&1 ||
-            { echo "ganesha.sh: $b not installed (apt-get install nfs-ganesha nfs-ganesha-vfs rpcbind)" >&2; exit 77; }
+            die "$b not found: run ./run deps (Debian packages nfs-ganesha rpcbind libnfs-utils python3)"
     done
     ls /usr/lib/*/ganesha/libfsalvfs.so >/dev/null 2>&1 ||
-        { echo "ganesha.sh: the VFS FSAL is not installed (apt-get install nfs-ganesha-vfs)" >&2; exit 77; }
+        die "the VFS FSAL is not installed: run ./run deps (Debian package nfs-ganesha-vfs)"
     # The VFS FSAL works through file handles (open_by_handle_at): root only.
     [ "$(id -u)" = 0 ] || { echo "ganesha.sh: nfs-ganesha's VFS FSAL needs root" >&2; exit 77; }
 
@@ -135,6 +137,24 @@ EOF
                 echo "ganesha.sh: nfs-ganesha exited during startup; log tail:" >&2
             fi
             tail -n 25 "$dir/ganesha.log" "$dir/ganesha.out" >&2
+            stop_pidfile "$dir/ganesha.pid"
+            stop_pidfile "$dir/rpcbind.pid"
+            exit 1
+        fi
+        sleep 0.1
+    done
+    # The RPC services answer even when the export failed to load (seen on a root
+    # without /etc/mtab): mount and list it through libnfs before saying ready.
+    local url="nfs://127.0.0.1$export_path?nfsport=$nfs_port&mountport=$mnt_port"
+    n=50
+    until timeout 5 nfs-ls "$url" >"$dir/nfs-ls.out" 2>&1; do
+        n=$((n - 1))
+        if [ $n -le 0 ] || ! kill -0 "$gpid" 2>/dev/null; then
+            echo "ganesha.sh: the export $export_path cannot be mounted (nfs-ls: $(tail -n 1 "$dir/nfs-ls.out")); log tail:" >&2
+            [ -e /etc/mtab ] || echo "ganesha.sh: /etc/mtab is missing; nfs-ganesha needs it (ln -s ../proc/self/mounts /etc/mtab)" >&2
+            # the export errors, not the reconnect noise of our own probes
+            grep -E ' :(CRIT|MAJ|WARN) :' "$dir/ganesha.log" | grep -v -E 'DBUS|KRB|krb5|Kerberos' | tail -n 15 >&2
+            tail -n 5 "$dir/ganesha.out" >&2
             stop_pidfile "$dir/ganesha.pid"
             stop_pidfile "$dir/rpcbind.pid"
             exit 1

@@ -7,8 +7,11 @@
 #     first bucket; from then on every request must be signed with that key.
 #   moto.sh stop DIR              -> stops the server started for DIR
 #   moto.sh aws DIR ARGS...       -> Debian's aws CLI (/usr/bin/aws) against it
-# Exit 0 ok, 1 failure, 77 when moto_server or /usr/bin/aws is missing.
+# moto is the pinned one ./run deps put in .deps/venv (MOTO_SERVER overrides it).
+# Exit 0 ok, 1 failure (with the reason and the server log's last lines on stderr).
 set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+MOTO=${MOTO_SERVER:-$ROOT/.deps/venv/bin/moto_server}
 
 usage() { echo "usage: $0 start DIR [BUCKET...] | stop DIR | aws DIR ARGS..." >&2; exit 2; }
 [ $# -ge 2 ] || usage
@@ -38,20 +41,20 @@ stop() {
 }
 
 start() {
-    command -v moto_server >/dev/null 2>&1 ||
-        { echo "moto.sh: moto_server not found (moto 5 in the image's Python; it cannot be installed here)" >&2; exit 77; }
-    [ -x "$AWS" ] || { echo "moto.sh: $AWS not found (apt-get install awscli)" >&2; exit 77; }
+    [ -x "$MOTO" ] || die "$MOTO not found: run ./run deps (installs moto from PyPI into .deps/venv)"
+    [ -x "$AWS" ] || die "$AWS not found: run ./run deps (Debian package awscli)"
+    command -v curl >/dev/null || die "curl not found: run ./run deps (Debian package curl)"
     mkdir -p "$dir" || die "cannot create $dir"
     local port pid n
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
     endpoint=http://127.0.0.1:$port
-    INITIAL_NO_AUTH_ACTION_COUNT=4 setsid moto_server -H 127.0.0.1 -p "$port" >"$dir/moto.log" 2>&1 </dev/null &
+    INITIAL_NO_AUTH_ACTION_COUNT=4 setsid "$MOTO" -H 127.0.0.1 -p "$port" >"$dir/moto.log" 2>&1 </dev/null &
     pid=$!
     echo "$pid" >"$dir/moto.pid"
-    n=100
+    n=200
     until curl -s -o /dev/null "$endpoint/moto-api/" 2>/dev/null; do
         kill -0 "$pid" 2>/dev/null || { tail -n 20 "$dir/moto.log" >&2; die "moto_server exited"; }
-        n=$((n - 1)); [ $n -gt 0 ] || { stop; die "moto_server did not answer within 10 s"; }
+        n=$((n - 1)); [ $n -gt 0 ] || { tail -n 20 "$dir/moto.log" >&2; stop; die "moto_server did not answer within 20 s"; }
         sleep 0.1
     done
     # requests 1-3 (unsigned): the user, its policy, its key

@@ -7,7 +7,7 @@
 # directory above it must be searchable by `postgres`. The Unix socket is in
 # DIR/pg/sock and always trusted (tests' own psql uses it).
 # PG_AUTH=scram: TCP connections need the password PG_PASSWORD (default "secret").
-# Exit 0 ok, 1 failure, 77 when PostgreSQL 15 is not installed (callers skip on 77).
+# Exit 0 ok, 1 failure (with the reason and the server log's last lines on stderr).
 set -u
 
 usage() { echo "usage: $0 start|stop DIR" >&2; exit 2; }
@@ -29,9 +29,9 @@ as_pg() {
 
 start() {
     [ -x "$B/initdb" ] && [ -x "$B/pg_ctl" ] ||
-        { echo "pg.sh: PostgreSQL 15 server binaries not found in $B (apt-get install postgresql-15)" >&2; exit 77; }
+        die "PostgreSQL 15 server binaries not found in $B: run ./run deps (Debian package postgresql-15)"
     if [ "$(id -u)" = 0 ]; then
-        id postgres >/dev/null 2>&1 || { echo "pg.sh: no 'postgres' user to run the server as" >&2; exit 77; }
+        id postgres >/dev/null 2>&1 || die "no 'postgres' user to run the server as (the Debian package postgresql-15 creates it)"
     fi
     mkdir -p "$dir" || die "cannot create $dir"
     dir=$(cd "$dir" && pwd -P)
@@ -61,7 +61,7 @@ start() {
             -o "-c listen_addresses=127.0.0.1 -p $port -k $pgdir/sock -c fsync=off -c full_page_writes=off -c max_connections=100" \
             start >"$pgdir/pg_ctl.log" 2>&1; then
             "$B/pg_isready" -q -h 127.0.0.1 -p "$port" -t 10 ||
-                { stop_server; die "server on port $port is not ready"; }
+                { tail -n 20 "$pgdir/pg.log" >&2; stop_server; die "server on port $port is not ready (pg_isready)"; }
             if [ "${PG_AUTH:-trust}" = scram ]; then
                 echo "ALTER ROLE postgres PASSWORD :'pw';" |
                     "$B/psql" -X -q -h "$pgdir/sock" -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 \

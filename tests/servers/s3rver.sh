@@ -4,7 +4,7 @@
 # interoperability (path-style keys with '/', listing, multipart), never signing.
 #   s3rver.sh start DIR BUCKET -> prints S3_ENDPOINT=... S3_KEY=S3RVER S3_SECRET=S3RVER S3_REGION=us-east-1
 #   s3rver.sh stop DIR
-# Exit 0 ok, 1 failure, 77 when node or the s3rver package is missing.
+# Exit 0 ok, 1 failure (with the reason and the server log's last lines on stderr).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 usage() { echo "usage: $0 start DIR BUCKET | stop DIR" >&2; exit 2; }
@@ -26,8 +26,9 @@ stop() {
 
 start() {
     local bucket=$1 js=$ROOT/node_modules/s3rver/bin/s3rver.js port pid n
-    command -v node >/dev/null 2>&1 || { echo "s3rver.sh: node not found (apt-get install nodejs npm)" >&2; exit 77; }
-    [ -f "$js" ] || { echo "s3rver.sh: s3rver not installed: run 'npm ci' at the repository root" >&2; exit 77; }
+    command -v node >/dev/null 2>&1 || die "node not found: run ./run deps (Debian packages nodejs npm)"
+    [ -f "$js" ] || die "s3rver not installed: run ./run deps (npm ci from the npm registry)"
+    command -v curl >/dev/null || die "curl not found: run ./run deps (Debian package curl)"
     mkdir -p "$dir/data" || die "cannot create $dir"
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
     # Node 17+ refuses the legacy MD5 use of s3rver's dependencies without the legacy provider
@@ -38,7 +39,7 @@ start() {
     n=100
     until curl -s -o /dev/null "http://127.0.0.1:$port/"; do
         kill -0 "$pid" 2>/dev/null || { tail -n 20 "$dir/s3rver.log" >&2; die "s3rver exited"; }
-        n=$((n - 1)); [ $n -gt 0 ] || { stop; die "s3rver did not answer within 10 s"; }
+        n=$((n - 1)); [ $n -gt 0 ] || { tail -n 20 "$dir/s3rver.log" >&2; stop; die "s3rver did not answer within 10 s"; }
         sleep 0.1
     done
     printf 'S3_ENDPOINT=http://127.0.0.1:%s\nS3_KEY=S3RVER\nS3_SECRET=S3RVER\nS3_REGION=us-east-1\n' "$port" | tee "$dir/env"

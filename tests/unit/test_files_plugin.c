@@ -498,7 +498,8 @@ static void test_backup_one_file_system_stays_off_mount_points(void **state)
         free(mnt);
         rm_rf(root);
         free(root);
-        skip(); /* needs CAP_SYS_ADMIN */
+        print_message("# skip: mounting a tmpfs needs CAP_SYS_ADMIN\n");
+        skip();
     }
     put_file(root, "mnt/other", "o", 1, 0644);
     put_file(root, "here", "h", 1, 0644);
@@ -534,8 +535,10 @@ static void test_backup_of_a_missing_path_fails_naming_it(void **state)
 static void test_backup_of_an_unreadable_file_fails_naming_it(void **state)
 {
     const fx *f = *state;
-    if (geteuid() != 0)
+    if (geteuid() != 0) {
+        print_message("# skip: needs root\n");
         skip();
+    }
     char *root = tmp_dir();
     put_file(root, "a-ok", "fine", 4, 0644);
     put_file(root, "b-secret", "hidden", 6, 0000);
@@ -730,8 +733,10 @@ static void test_restore_turns_a_zero_chunk_data_object_into_an_empty_file(void 
 static void test_restore_applies_owners_as_root_unless_no_owner(void **state)
 {
     const fx *f = *state;
-    if (geteuid() != 0)
+    if (geteuid() != 0) {
+        print_message("# skip: needs root\n");
         skip();
+    }
     for (int no_owner = 0; no_owner <= 1; no_owner++) {
         char *target = tmp_dir();
         inst dst;

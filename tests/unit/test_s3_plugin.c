@@ -92,8 +92,18 @@ static int group_setup(void **state)
     }
     int rc = pclose(f);
     g.up = rc == 0 && g.endpoint[0] && g.key[0];
-    if (!g.up)
-        snprintf(g.why, sizeof g.why, "moto did not start (see %s/moto.err): tests that need it are skipped", g.dir);
+    if (!g.up) {
+        /* the server script's own diagnostics (reason + log tail) into the failure */
+        char path[PATH_MAX + 16];
+        int k = snprintf(g.why, sizeof g.why, "moto did not start: ");
+        snprintf(path, sizeof path, "%.4000s/moto.err", g.dir);
+        FILE *ef = fopen(path, "r");
+        if (ef) {
+            size_t got = fread(g.why + k, 1, sizeof g.why - (size_t)k - 1, ef);
+            g.why[(size_t)k + got] = '\0';
+            fclose(ef);
+        }
+    }
     setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
     setenv("AWS_CONFIG_FILE", "/dev/null", 1);
     setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null", 1);
@@ -161,12 +171,11 @@ static void close_case(s3_case *c)
     free(c);
 }
 
-#define NEED_MOTO()                                   \
-    do {                                              \
-        if (!g.up) {                                  \
-            fprintf(stderr, "# skipped: %s\n", g.why); \
-            skip();                                   \
-        }                                             \
+/* A test server that did not start is a failure, never a skip. */
+#define NEED_MOTO()                 \
+    do {                            \
+        if (!g.up)                  \
+            fail_msg("%s", g.why);  \
     } while (0)
 
 static int put_all(s3_case *c, const char *name, const unsigned char *data, size_t n, size_t step)
