@@ -14,7 +14,14 @@ extern "C" {
  * appends fields to the structs below; the core reads `size` to know which
  * fields a plugin has. */
 #define ARCA_ABI_MAJOR 1
-#define ARCA_ABI_MINOR 0
+#define ARCA_ABI_MINOR 1
+
+/* Nonzero when the struct at `ptr` (of type `type`, with a leading or known
+ * `size` member) is large enough to hold `field`: a plugin checks this before
+ * using a host field added by a later minor, the core before calling an
+ * optional operation added by one. */
+#define ARCA_HAS(type, ptr, field) \
+    ((ptr) != NULL && (ptr)->size >= offsetof(type, field) + sizeof(((type *)0)->field))
 
 /* The one symbol a plugin exports. */
 #define ARCA_PLUGIN_ENTRY_SYMBOL "arca_plugin_entry"
@@ -38,6 +45,10 @@ enum {
     ARCA_ENOMEM = -6,
     ARCA_EEXIST = -7      /* target exists / not empty */
 };
+/* A destination that cannot store an object under the name it is given (a
+ * character its store refuses, a name that would escape its root or collide
+ * with its temporaries) returns ARCA_ECONFIG: the user must change the name
+ * (pipeline or prefix), retrying cannot help. */
 
 /* ---- options: declared by the plugin, validated and filled by the core ---- */
 typedef enum {
@@ -147,6 +158,13 @@ struct arca_host {
     const char *(*feed_info)(arca_feed *f, const char *key);
 
     void *core; /* private to the core */
+
+    /* --- ABI 1.1 (check ARCA_HAS(arca_host, h, handle_error) before use) --- */
+    /* Like `error`, for one handle (a put or get): the core shows this message
+     * for the failing call on that handle, so concurrent operations of one
+     * instance never show each other's messages. Callable from any thread
+     * (e.g. an upload worker of the handle). Returns `code`. */
+    int (*handle_error)(const arca_host *h, const void *handle, int code, const char *fmt, ...) ARCA_PRINTF(4, 5);
 };
 
 /* ---- destination: an object store ----------------------------------------- */
@@ -156,7 +174,9 @@ typedef struct arca_object_stat {
     int64_t mtime_sec;
 } arca_object_stat;
 
-typedef int (*arca_list_cb)(void *ud, const arca_object_stat *st); /* nonzero stops */
+/* Nonzero stops the listing: `list` then returns ARCA_OK for a positive value
+ * and the value itself for a negative one. */
+typedef int (*arca_list_cb)(void *ud, const arca_object_stat *st);
 
 typedef struct arca_destination_ops {
     uint32_t size; /* sizeof(arca_destination_ops) the plugin was built with */
@@ -172,9 +192,24 @@ typedef struct arca_destination_ops {
     int (*get_open)(void *inst, const char *name, uint64_t offset, uint64_t length, void **get);
     int (*get_read)(void *get, void *buf, size_t cap, size_t *got); /* *got == 0 at the end */
     void (*get_close)(void *get);
-    /* Call cb for each committed object whose name starts with prefix. */
+    /* Call cb for each committed object whose name starts with prefix (never
+     * for temporaries), in any order. See arca_list_cb for early stops. */
     int (*list)(void *inst, const char *prefix, arca_list_cb cb, void *ud);
     int (*remove)(void *inst, const char *name); /* ARCA_ENOENT if missing */
+
+    /* --- ABI 1.1: optional, NULL when absent (the core checks ARCA_HAS first) --- */
+    /* Remove several committed objects in as few requests as the store allows.
+     * A missing name is not an error. ARCA_OK once every name is gone. */
+    int (*remove_many)(void *inst, const char *const *names, size_t n);
+    /* A canonical text for where this instance stores objects (e.g.
+     * "s3://bucket/prefix/ at https://host"), so that the core can warn when two
+     * pipelines write to one place. ARCA_OK with `buf` filled (NUL-terminated). */
+    int (*location)(void *inst, char *buf, size_t cap);
+    /* Leftovers of interrupted puts (temporaries, unfinished multipart uploads)
+     * whose name starts with `prefix` and that were started before
+     * `older_than` (Unix seconds): cb once for each (name as the put named it,
+     * size so far, start time); removed unless `dry_run`. */
+    int (*cleanup)(void *inst, const char *prefix, int64_t older_than, int dry_run, arca_list_cb cb, void *ud);
 } arca_destination_ops;
 
 /* ---- source --------------------------------------------------------------- */
@@ -182,7 +217,8 @@ typedef struct arca_source_ops {
     uint32_t size; /* sizeof(arca_source_ops) the plugin was built with */
     int (*backup)(void *inst, arca_sink *sink);
     /* `ropts` is the plugin's restore-option struct filled from command-line
-     * flags (restore_options below); NULL when the plugin declares none. */
+     * flags (restore_options below); NULL when the plugin declares no restore
+     * options, never NULL when it does (unset flags keep their defaults). */
     int (*restore)(void *inst, arca_feed *feed, const void *ropts);
 } arca_source_ops;
 
