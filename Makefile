@@ -19,7 +19,8 @@ CORE_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(CORE_PKGS))
 
 CORE_SRC    := $(wildcard core/*.c)
 CORE_OBJ    := $(patsubst core/%.c,$(BUILD)/core/%.o,$(CORE_SRC))
-CORE_LIBOBJ := $(filter-out $(BUILD)/core/main.o,$(CORE_OBJ))
+# the library part the unit tests link: everything but the command line
+CORE_LIBOBJ := $(filter-out $(BUILD)/core/cli.o $(BUILD)/core/cmd_%.o,$(CORE_OBJ))
 
 # Every folder under plugins/ except common/ is one plugin; plugins/common/*.c is
 # linked into each of them. A plugin's extra pkg-config packages: plugins/<n>/pkgs.

@@ -1,7 +1,10 @@
-/* Backup engine: sources write objects into a sink from any number of threads; the
- * core cuts them into chunks, a worker pool compresses (one zstd frame each) and
- * hashes them, and one writer thread puts them into a pax tar in submission order,
- * fanned out to every destination. Memory: (in-flight jobs + open objects) x 2 chunks. */
+/* Backup engine: sources write objects into a sink from any number of threads;
+ * the core cuts them into chunks, a worker pool compresses (one zstd frame each)
+ * and hashes them, and one writer thread puts them into a pax tar in submission
+ * order, fanned out to every destination. Object and member records go to the
+ * manifest writer's temporary files, so memory does not grow with the number
+ * of objects: it is the chunk buffers (see docs/INTERNALS.md for the formula)
+ * plus a 34-byte name key per object for refusing duplicates. */
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
@@ -13,16 +16,31 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 #include <zstd.h>
 
+#include "catalog.h"
+#include "dest.h"
 #include "engine.h"
+#include "hash.h"
+#include "names.h"
 
 #define OUTBUF_SIZE (1u << 20) /* coalesce tar output into 1 MiB writes */
+
+/* One object while a source writes it and until its last chunk is in the tar. */
+typedef struct bobj {
+    arca_object_info info; /* name and link_target point into the strings below */
+    char *name, *target;
+    uint64_t size;
+    uint32_t nchunks;
+    json_t *meta;
+    int refs; /* the source until object_end, plus each chunk not yet written */
+} bobj;
 
 typedef struct job {
     struct job *next;
     uint64_t seq;
-    mf_object *obj;
+    bobj *obj;
     uint32_t chunk;
     unsigned char *raw, *out;
     size_t raw_len, out_len, out_cap;
@@ -34,6 +52,7 @@ typedef struct bk {
     int64_t created;
     char id[64];
     const char *ns;
+    char *arname, *mfname;
 
     pthread_mutex_t mu;
     pthread_cond_t cv_work, cv_done, cv_space;
@@ -47,11 +66,11 @@ typedef struct bk {
     char *err;
     int errcode;
 
-    /* objects, in order of object_begin */
-    mf_object **objs;
-    size_t nobjs, objs_cap;
-    size_t *oidx; /* hash of names -> index, to refuse duplicates */
-    size_t oidx_cap;
+    nmap names;          /* keys of every object name, to refuse duplicates */
+    size_t open_objects; /* begun, not ended */
+    struct objctx *open;
+    uint64_t nobjs;
+    mf_writer *mw;
     json_t *info;
     int info_frozen;
 
@@ -61,17 +80,22 @@ typedef struct bk {
     unsigned char *outbuf;
     size_t outlen;
     int discard; /* after a failure: tar output (e.g. the trailer at free) goes nowhere */
-    void **puts; /* one open put per destination */
-    mf_member *mem;
-    size_t nmem, mem_cap;
+    dest_put **puts; /* one open put per destination */
+    uint64_t nmem, raw, stored;
     json_t *header;
     int header_written;
+
+    pthread_t *workers, writer;
+    int nworkers, writer_started;
+    size_t committed, mcommitted; /* archives and catalogues made visible */
+    double t0;
 } bk;
 
 typedef struct objctx {
     bk *b;
-    mf_object *obj;
+    bobj *obj;
     job *cur;
+    struct objctx *prev, *next; /* in b->open, so a failed source's objects are freed */
 } objctx;
 
 /* ---- failure ------------------------------------------------------------- */
@@ -102,7 +126,34 @@ static int bk_failed(bk *b)
     return f || g_interrupted;
 }
 
-/* ---- job buffers ----------------------------------------------------------- */
+/* Source-facing failures: the source's own host gets the message too, so the
+ * source sees why its call failed. */
+static int src_error(bk *b, int code, const char *fmt, ...) ARCA_PRINTF(3, 4);
+static int src_error(bk *b, int code, const char *fmt, ...)
+{
+    va_list ap;
+    char *m;
+    va_start(ap, fmt);
+    if (vasprintf(&m, fmt, ap) < 0)
+        abort();
+    va_end(ap);
+    inst *s = b->p->source;
+    s->host.error(&s->host, code, "%s", m);
+    free(m);
+    return code;
+}
+
+/* ---- objects and job buffers --------------------------------------------------- */
+
+static void bobj_unref_locked(bobj *o)
+{
+    if (--o->refs > 0)
+        return;
+    free(o->name);
+    free(o->target);
+    json_decref(o->meta);
+    free(o);
+}
 
 static job *job_get(bk *b)
 {
@@ -134,9 +185,13 @@ static void job_free(job *j)
     free(j);
 }
 
-/* Caller holds b->mu. Keeps a few buffers for reuse, frees the rest. */
+/* Caller holds b->mu. Keeps a few buffers for reuse, frees the rest, and lets
+ * go of the job's object. */
 static void job_put_locked(bk *b, job *j)
 {
+    if (j->obj)
+        bobj_unref_locked(j->obj);
+    j->obj = NULL;
     if (b->nfree < b->max_inflight + 2) {
         j->next = b->free_jobs;
         b->free_jobs = j;
@@ -146,10 +201,18 @@ static void job_put_locked(bk *b, job *j)
     }
 }
 
+static void job_put(bk *b, job *j)
+{
+    pthread_mutex_lock(&b->mu);
+    job_put_locked(b, j);
+    pthread_mutex_unlock(&b->mu);
+}
+
 /* Hand a filled chunk to the workers; blocks while too many are in flight. */
 static int job_submit(bk *b, job *j)
 {
     pthread_mutex_lock(&b->mu);
+    j->obj->refs++;
     while (!b->failed && !g_interrupted && b->inflight >= b->max_inflight)
         pthread_cond_wait(&b->cv_space, &b->mu);
     if (b->failed || g_interrupted) {
@@ -172,6 +235,22 @@ static int job_submit(bk *b, job *j)
 
 /* ---- workers: compress + hash ------------------------------------------------ */
 
+static job *worker_take(bk *b)
+{
+    pthread_mutex_lock(&b->mu);
+    while (!b->work_head && !b->shutdown && !b->failed)
+        pthread_cond_wait(&b->cv_work, &b->mu);
+    job *j = NULL;
+    if (!b->failed && b->work_head) {
+        j = b->work_head;
+        b->work_head = j->next;
+        if (!b->work_head)
+            b->work_tail = NULL;
+    }
+    pthread_mutex_unlock(&b->mu);
+    return j;
+}
+
 static void *worker_main(void *arg)
 {
     bk *b = arg;
@@ -186,26 +265,14 @@ static void *worker_main(void *arg)
     ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, b->p->level);
     ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 1);
     ZSTD_CCtx_setParameter(cc, ZSTD_c_contentSizeFlag, 1);
-    for (;;) {
-        pthread_mutex_lock(&b->mu);
-        while (!b->work_head && !b->shutdown && !b->failed)
-            pthread_cond_wait(&b->cv_work, &b->mu);
-        if (b->failed || (!b->work_head && b->shutdown)) {
-            pthread_mutex_unlock(&b->mu);
-            break;
-        }
-        job *j = b->work_head;
-        b->work_head = j->next;
-        if (!b->work_head)
-            b->work_tail = NULL;
-        pthread_mutex_unlock(&b->mu);
-
+    job *j;
+    while ((j = worker_take(b))) {
         size_t n = ZSTD_compress2(cc, j->out, j->out_cap, j->raw, j->raw_len);
         if (ZSTD_isError(n)) {
-            bk_fail(b, ARCA_EFAIL, xasprintf("zstd compression of '%s' failed: %s", j->obj->name, ZSTD_getErrorName(n)));
-            pthread_mutex_lock(&b->mu);
-            job_put_locked(b, j);
-            pthread_mutex_unlock(&b->mu);
+            char *shown = text_printable(j->obj->name);
+            bk_fail(b, ARCA_EFAIL, xasprintf("zstd compression of '%s' failed: %s", shown, ZSTD_getErrorName(n)));
+            free(shown);
+            job_put(b, j);
             break;
         }
         j->out_len = n;
@@ -232,10 +299,10 @@ static int flush_out(bk *b)
     if (!b->outlen)
         return 0;
     for (size_t i = 0; i < b->p->ndests; i++) {
-        inst *d = b->p->dests[i];
-        int rc = d->plug->desc->destination->put_write(b->puts[i], b->outbuf, b->outlen);
+        char *e = NULL;
+        int rc = dest_put_write(b->puts[i], b->outbuf, b->outlen, &e);
         if (rc != ARCA_OK) {
-            bk_fail(b, rc, inst_take_error(d, rc, "write failed"));
+            bk_fail(b, rc, e);
             return -1;
         }
     }
@@ -266,8 +333,18 @@ static la_ssize_t ar_write_cb(struct archive *a, void *ud, const void *buf, size
     return (la_ssize_t)len;
 }
 
-/* Write one tar member; *data_off receives where its bytes start in the archive. */
-static int ar_member(bk *b, const char *name, const void *data, size_t len, uint64_t *data_off)
+static int ar_fail(bk *b, const char *name)
+{
+    if (!bk_failed(b)) {
+        char *shown = text_printable(name);
+        bk_fail(b, ARCA_EFAIL, xasprintf("writing archive member '%s': %s", shown, archive_error_string(b->ar)));
+        free(shown);
+    }
+    return -1;
+}
+
+/* Start one tar member of `len` bytes; *data_off receives where its bytes start. */
+static int ar_begin(bk *b, const char *name, uint64_t len, uint64_t *data_off)
 {
     struct archive_entry *e = archive_entry_new();
     archive_entry_set_pathname_utf8(e, name);
@@ -278,16 +355,19 @@ static int ar_member(bk *b, const char *name, const void *data, size_t len, uint
     int rc = archive_write_header(b->ar, e);
     archive_entry_free(e);
     if (rc != ARCHIVE_OK)
-        goto fail;
+        return ar_fail(b, name);
     if (data_off)
         *data_off = b->ar_off;
-    if (len && archive_write_data(b->ar, data, len) != (la_ssize_t)len)
-        goto fail;
     return 0;
-fail:
-    if (!bk_failed(b))
-        bk_fail(b, ARCA_EFAIL, xasprintf("writing archive member '%s': %s", name, archive_error_string(b->ar)));
-    return -1;
+}
+
+static int ar_member(bk *b, const char *name, const void *data, size_t len, uint64_t *data_off)
+{
+    if (ar_begin(b, name, len, data_off))
+        return -1;
+    if (len && archive_write_data(b->ar, data, len) != (la_ssize_t)len)
+        return ar_fail(b, name);
+    return 0;
 }
 
 static json_t *make_header(bk *b)
@@ -296,9 +376,10 @@ static json_t *make_header(bk *b)
     iso_time(b->created, ts, sizeof ts);
     snprintf(comp, sizeof comp, "zstd:%d", b->p->level);
     inst *s = b->p->source;
-    json_t *src = json_pack("{s:s,s:s,s:s,s:s,s:s}", "name", s->name, "plugin", s->plug->desc->name, "plugin_version",
-                            s->plug->desc->version, "namespace", b->ns, "mode",
-                            json_string_value(json_object_get(b->info, "mode")) ?: "full");
+    json_t *mode = json_object_get(b->info, "mode");
+    json_t *src = json_pack("{s:s,s:s,s:s,s:s}", "name", s->name, "plugin", s->plug->desc->name, "plugin_version",
+                            s->plug->desc->version, "namespace", b->ns);
+    json_object_set_new(src, "mode", json_is_string(mode) ? json_incref(mode) : json_string("full"));
     json_object_set(src, "info", b->info);
     return json_pack("{s:s,s:i,s:s,s:s,s:s,s:s,s:o,s:s,s:I,s:s}", "format", ARCA_FORMAT_NAME, "format_version",
                      ARCA_FORMAT_VERSION, "backup_id", b->id, "created", ts, "arca_version", ARCA_VERSION, "pipeline",
@@ -330,6 +411,50 @@ static job *take_next_done(bk *b)
     return NULL;
 }
 
+/* One compressed chunk into the tar, its member record into the manifest. */
+static void write_chunk(bk *b, job *j)
+{
+    uint64_t off = 0;
+    char *name = member_name(ARCA_FORMAT_VERSION, b->ns, j->obj->name, j->chunk), *e = NULL;
+    if (ar_member(b, name, j->out, j->out_len, &off) == 0) {
+        if (mfw_member(b->mw, b->ns, j->obj->name, j->chunk, j->raw_len, j->out_len, off, j->sha, &e))
+            bk_fail(b, ARCA_EFAIL, e);
+        b->nmem++;
+        b->raw += j->raw_len;
+        b->stored += j->out_len;
+    }
+    free(name);
+}
+
+static int emit_to_tar(void *ud, const void *p, size_t n)
+{
+    bk *b = ud;
+    return archive_write_data(b->ar, p, n) == (la_ssize_t)n ? 0 : -1;
+}
+
+/* Header (if no data came), manifest last, close. */
+static void write_trailer(bk *b)
+{
+    char *e = NULL;
+    if (!b->header_written && write_header(b))
+        return;
+    if (mfw_finish(b->mw, b->header, &e)) {
+        bk_fail(b, ARCA_EFAIL, e);
+        return;
+    }
+    if (ar_begin(b, ARCA_MANIFEST_MEMBER, mfw_size(b->mw), NULL))
+        return;
+    int rc = mfw_emit(b->mw, emit_to_tar, b, &e);
+    if (rc < 0)
+        bk_fail(b, ARCA_EFAIL, e);
+    else if (rc > 0)
+        ar_fail(b, ARCA_MANIFEST_MEMBER);
+    else if (archive_write_close(b->ar) != ARCHIVE_OK)
+        bk_fail(b, ARCA_EFAIL, xasprintf("closing archive: %s", archive_error_string(b->ar)));
+    else
+        flush_out(b);
+}
+
 static void *writer_main(void *arg)
 {
     bk *b = arg;
@@ -338,34 +463,15 @@ static void *writer_main(void *arg)
         job *j = NULL;
         while (!b->failed && !(j = take_next_done(b)) && !(b->source_done && b->next_write == b->next_assign))
             pthread_cond_wait(&b->cv_done, &b->mu);
-        int stop = b->failed || (!j);
+        int stop = b->failed || !j;
         pthread_mutex_unlock(&b->mu);
         if (stop) {
-            if (j) {
-                pthread_mutex_lock(&b->mu);
-                job_put_locked(b, j);
-                pthread_mutex_unlock(&b->mu);
-            }
+            if (j)
+                job_put(b, j);
             break;
         }
-        if (!b->header_written && write_header(b))
-            j->obj = NULL;
-        if (j->obj) {
-            if (b->nmem == b->mem_cap) {
-                b->mem_cap = b->mem_cap ? b->mem_cap * 2 : 1024;
-                b->mem = xrealloc(b->mem, b->mem_cap * sizeof *b->mem);
-            }
-            mf_member *m = &b->mem[b->nmem];
-            m->obj = j->obj;
-            m->chunk = j->chunk;
-            m->raw = j->raw_len;
-            m->stored = j->out_len;
-            memcpy(m->sha, j->sha, 32);
-            char *name = member_name(b->ns, j->obj->name, j->chunk);
-            if (ar_member(b, name, j->out, j->out_len, &m->offset) == 0)
-                b->nmem++;
-            free(name);
-        }
+        if (b->header_written || write_header(b) == 0)
+            write_chunk(b, j);
         pthread_mutex_lock(&b->mu);
         job_put_locked(b, j);
         b->inflight--;
@@ -373,105 +479,88 @@ static void *writer_main(void *arg)
         pthread_cond_broadcast(&b->cv_space);
         pthread_mutex_unlock(&b->mu);
     }
-    if (bk_failed(b))
-        return NULL;
-    /* Everything is in: header (if no data came), manifest last, close. */
-    if (!b->header_written && write_header(b))
-        return NULL;
-    char *mtext = manifest_text(b->header, b->objs, b->nobjs, b->mem, b->nmem);
-    if (ar_member(b, ARCA_MANIFEST_MEMBER, mtext, strlen(mtext), NULL) == 0) {
-        if (archive_write_close(b->ar) != ARCHIVE_OK)
-            bk_fail(b, ARCA_EFAIL, xasprintf("closing archive: %s", archive_error_string(b->ar)));
-        else
-            flush_out(b);
-    }
-    free(mtext);
+    if (!bk_failed(b))
+        write_trailer(b);
     return NULL;
 }
 
 /* ---- sink entry points (called by sources through the host table) ------------ */
 
-/* Caller holds b->mu. 0 if added, -1 if the name exists. */
-static int oidx_add(bk *b, size_t idx)
-{
-    if ((b->nobjs + 1) * 2 > b->oidx_cap) {
-        size_t nc = b->oidx_cap ? b->oidx_cap * 2 : 1024;
-        size_t *ni = xmalloc(nc * sizeof *ni);
-        memset(ni, 0xff, nc * sizeof *ni);
-        for (size_t i = 0; i < b->oidx_cap; i++)
-            if (b->oidx[i] != SIZE_MAX)
-                for (size_t h = hash_str(b->objs[b->oidx[i]]->name) & (nc - 1);; h = (h + 1) & (nc - 1))
-                    if (ni[h] == SIZE_MAX) { ni[h] = b->oidx[i]; break; }
-        free(b->oidx);
-        b->oidx = ni;
-        b->oidx_cap = nc;
-    }
-    const char *name = b->objs[idx]->name;
-    for (size_t h = hash_str(name) & (b->oidx_cap - 1);; h = (h + 1) & (b->oidx_cap - 1)) {
-        if (b->oidx[h] == SIZE_MAX) {
-            b->oidx[h] = idx;
-            return 0;
-        }
-        if (!strcmp(b->objs[b->oidx[h]]->name, name))
-            return -1;
-    }
-}
-
 int engine_sink_info(arca_sink *s, const char *key, const char *value)
 {
     bk *b = (bk *)s;
-    inst *src = b->p->source;
+    if (!key || !*key || !value)
+        return src_error(b, ARCA_EFAIL, "sink_info needs a key and a value");
     pthread_mutex_lock(&b->mu);
     int frozen = b->info_frozen;
-    if (!frozen && key && value)
-        json_object_set_new(b->info, key, json_string(value));
+    if (!frozen)
+        json_object_set_new(b->info, key, jbytes_new(value));
     pthread_mutex_unlock(&b->mu);
     if (frozen)
-        return src->host.error(&src->host, ARCA_EFAIL, "sink_info('%s') after the first object: too late for the archive header", key);
+        return src_error(b, ARCA_EFAIL, "sink_info('%s') after the first object: too late for the archive header", key);
+    return ARCA_OK;
+}
+
+static int object_check(bk *b, const arca_object_info *info)
+{
+    if (!info || !info->name)
+        return src_error(b, ARCA_EFAIL, "object_begin without a name");
+    const char *why = name_problem(info->name);
+    if (why) {
+        char *shown = text_printable(info->name);
+        int rc = src_error(b, ARCA_EFAIL, "object name '%s' cannot be stored: it %s", shown, why);
+        free(shown);
+        return rc;
+    }
+    if (info->kind != ARCA_OBJ_DATA && info->kind != ARCA_OBJ_DIR && info->kind != ARCA_OBJ_SYMLINK)
+        return src_error(b, ARCA_EFAIL, "object has an unknown kind %d", (int)info->kind);
+    if (info->kind == ARCA_OBJ_SYMLINK &&
+        (!info->link_target || !*info->link_target || strlen(info->link_target) > ARCA_MAX_NAME))
+        return src_error(b, ARCA_EFAIL, "symlink object has no target or one longer than 256 KiB");
     return ARCA_OK;
 }
 
 int engine_object_begin(arca_sink *s, const arca_object_info *info, arca_object **out)
 {
     bk *b = (bk *)s;
-    inst *src = b->p->source;
     *out = NULL;
     if (bk_failed(b))
         return ARCA_ECANCELED;
-    if (!info || !name_is_safe(info->name))
-        return src->host.error(&src->host, ARCA_EFAIL, "object name '%s' is not a safe relative name", info && info->name ? info->name : "(null)");
-    if (info->kind != ARCA_OBJ_DATA && info->kind != ARCA_OBJ_DIR && info->kind != ARCA_OBJ_SYMLINK)
-        return src->host.error(&src->host, ARCA_EFAIL, "object '%s' has an unknown kind %d", info->name, (int)info->kind);
-    if (info->kind == ARCA_OBJ_SYMLINK && (!info->link_target || !*info->link_target))
-        return src->host.error(&src->host, ARCA_EFAIL, "symlink object '%s' has no target", info->name);
-    mf_object *o = xcalloc(1, sizeof *o);
-    o->name = xstrdup(info->name);
-    o->kind = info->kind;
-    o->mode = info->mode & 07777;
-    o->mtime_sec = info->mtime_sec;
-    o->mtime_nsec = info->mtime_nsec;
-    o->target = info->kind == ARCA_OBJ_SYMLINK ? xstrdup(info->link_target) : NULL;
+    int rc = object_check(b, info);
+    if (rc)
+        return rc;
+    nkey k = nkey_str(info->name);
     pthread_mutex_lock(&b->mu);
     b->info_frozen = 1;
-    if (b->nobjs == b->objs_cap) {
-        b->objs_cap = b->objs_cap ? b->objs_cap * 2 : 1024;
-        b->objs = xrealloc(b->objs, b->objs_cap * sizeof *b->objs);
-    }
-    b->objs[b->nobjs] = o;
-    int dup = oidx_add(b, b->nobjs);
-    if (!dup)
+    int dup = nmap_put(&b->names, k, 0);
+    if (!dup) {
+        b->open_objects++;
         b->nobjs++;
+    }
     pthread_mutex_unlock(&b->mu);
     if (dup) {
-        int rc = src->host.error(&src->host, ARCA_EFAIL, "object '%s' written twice", o->name);
-        free(o->name);
-        free(o->target);
-        free(o);
+        char *shown = text_printable(info->name);
+        rc = src_error(b, ARCA_EFAIL, "object '%s' written twice", shown);
+        free(shown);
         return rc;
     }
+    bobj *o = xcalloc(1, sizeof *o);
+    o->name = xstrdup(info->name);
+    o->target = info->kind == ARCA_OBJ_SYMLINK ? xstrdup(info->link_target) : NULL;
+    o->info = *info;
+    o->info.name = o->name;
+    o->info.link_target = o->target;
+    o->info.mode &= 07777;
+    o->refs = 1;
     objctx *c = xcalloc(1, sizeof *c);
     c->b = b;
     c->obj = o;
+    pthread_mutex_lock(&b->mu);
+    c->next = b->open;
+    if (b->open)
+        b->open->prev = c;
+    b->open = c;
+    pthread_mutex_unlock(&b->mu);
     *out = (arca_object *)c;
     return ARCA_OK;
 }
@@ -490,9 +579,8 @@ int engine_object_write(arca_object *o, const void *buf, size_t len)
 {
     objctx *c = (objctx *)o;
     bk *b = c->b;
-    if (c->obj->kind != ARCA_OBJ_DATA && len)
-        return b->p->source->host.error(&b->p->source->host, ARCA_EFAIL, "object '%s' is a %s and takes no data",
-                                        c->obj->name, kind_name(c->obj->kind));
+    if (c->obj->info.kind != ARCA_OBJ_DATA && len)
+        return src_error(b, ARCA_EFAIL, "a %s object takes no data", kind_name(c->obj->info.kind));
     const unsigned char *p = buf;
     while (len) {
         if (!c->cur)
@@ -519,7 +607,7 @@ static int meta_set(objctx *c, const char *key, json_t *v)
 {
     if (!key || !*key) {
         json_decref(v);
-        return ARCA_EFAIL;
+        return src_error(c->b, ARCA_EFAIL, "object_meta needs a key");
     }
     if (!c->obj->meta)
         c->obj->meta = json_object();
@@ -529,7 +617,7 @@ static int meta_set(objctx *c, const char *key, json_t *v)
 
 int engine_object_meta(arca_object *o, const char *key, const char *value)
 {
-    return meta_set((objctx *)o, key, json_string(value ? value : ""));
+    return meta_set((objctx *)o, key, jbytes_new(value ? value : ""));
 }
 
 int engine_object_meta_int(arca_object *o, const char *key, int64_t value)
@@ -540,12 +628,31 @@ int engine_object_meta_int(arca_object *o, const char *key, int64_t value)
 int engine_object_end(arca_object *o)
 {
     objctx *c = (objctx *)o;
+    bk *b = c->b;
+    bobj *ob = c->obj;
     int rc = ARCA_OK;
-    if (c->obj->kind == ARCA_OBJ_DATA) {
+    if (ob->info.kind == ARCA_OBJ_DATA) {
         if (!c->cur)
-            c->cur = job_get(c->b); /* an empty object still has one (empty) frame */
+            c->cur = job_get(b); /* an empty object still has one (empty) frame */
         rc = submit_cur(c);
+    } else if (c->cur) {
+        job_put(b, c->cur);
     }
+    char *e = NULL;
+    if (rc == ARCA_OK && mfw_object(b->mw, &ob->info, ob->size, ob->nchunks, ob->meta, &e)) {
+        bk_fail(b, ARCA_EFAIL, e);
+        rc = ARCA_EFAIL;
+    }
+    pthread_mutex_lock(&b->mu);
+    b->open_objects--;
+    bobj_unref_locked(ob);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        b->open = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    pthread_mutex_unlock(&b->mu);
     free(c);
     return rc;
 }
@@ -571,216 +678,222 @@ void backup_new_id(char *buf, size_t n, int64_t when, int ms)
     snprintf(buf, n, "%s.%03dZ-%02x%02x%02x", ts, ms, r[0], r[1], r[2]);
 }
 
-static void remove_everywhere(pipeline *p, const char *name, size_t upto)
+static void bk_init(bk *b, pipeline *p)
 {
-    for (size_t i = 0; i < upto; i++) {
-        inst *d = p->dests[i];
-        int rc = d->plug->desc->destination->remove(d->state, name);
-        if (rc == ARCA_ENOENT)
-            free(inst_take_error(d, rc, ""));
-        else if (rc != ARCA_OK) {
-            char *m = inst_take_error(d, rc, "remove failed");
-            log_msg(ARCA_LOG_WARN, "cleanup: %s (remove '%s' by hand)", m, name);
-            free(m);
+    memset(b, 0, sizeof *b);
+    b->p = p;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    b->created = (int64_t)now.tv_sec;
+    backup_new_id(b->id, sizeof b->id, b->created, (int)(now.tv_nsec / 1000000));
+    b->arname = cat_archive_name(p->name, b->id);
+    b->mfname = cat_manifest_name(p->name, b->id);
+    b->ns = p->source->plug->desc->name;
+    b->info = json_object();
+    b->max_inflight = (size_t)p->workers * 2 + 2;
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->cv_work, NULL);
+    pthread_cond_init(&b->cv_done, NULL);
+    pthread_cond_init(&b->cv_space, NULL);
+    b->outbuf = xmalloc(OUTBUF_SIZE);
+    b->puts = xcalloc(p->ndests, sizeof *b->puts);
+    b->workers = xcalloc((size_t)p->workers, sizeof *b->workers);
+    g_op_failed = 0;
+    b->t0 = now_mono();
+}
+
+/* The manifest writer, a put at every destination, the tar writer, the threads. */
+static void bk_start(bk *b)
+{
+    char *e = NULL;
+    if (!(b->mw = mfw_new(NULL, &e))) {
+        bk_fail(b, ARCA_EFAIL, e);
+        return;
+    }
+    for (size_t i = 0; i < b->p->ndests; i++) {
+        int rc = dest_put_open(b->p->dests[i], b->arname, &b->puts[i], &e);
+        if (rc != ARCA_OK) {
+            bk_fail(b, rc, e);
+            return;
         }
+    }
+    b->ar = archive_write_new();
+    archive_write_set_format_pax_restricted(b->ar);
+    archive_write_set_bytes_per_block(b->ar, 0); /* unblocked: offsets are exact */
+    if (archive_write_open2(b->ar, b, NULL, ar_write_cb, NULL, NULL) != ARCHIVE_OK) {
+        bk_fail(b, ARCA_EFAIL, xasprintf("cannot start the archive: %s", archive_error_string(b->ar)));
+        return;
+    }
+    for (; b->nworkers < b->p->workers; b->nworkers++)
+        if (pthread_create(&b->workers[b->nworkers], NULL, worker_main, b)) {
+            bk_fail(b, ARCA_EFAIL, xstrdup("cannot start worker threads"));
+            return;
+        }
+    if (pthread_create(&b->writer, NULL, writer_main, b))
+        bk_fail(b, ARCA_EFAIL, xstrdup("cannot start the writer thread"));
+    else
+        b->writer_started = 1;
+}
+
+static void bk_run_source(bk *b)
+{
+    if (b->failed)
+        return;
+    inst *s = b->p->source;
+    int rc = s->plug->desc->source->backup(s->state, (arca_sink *)b);
+    if (rc != ARCA_OK && !b->failed)
+        bk_fail(b, rc, g_interrupted ? xstrdup("interrupted") : inst_take_error(s, rc, "backup failed"));
+    else if (rc == ARCA_OK && g_interrupted)
+        bk_fail(b, ARCA_ECANCELED, xstrdup("interrupted"));
+    else if (rc == ARCA_OK && b->open_objects)
+        bk_fail(b, ARCA_EFAIL, xasprintf("%s: the source returned with %zu objects begun but not ended", s->label,
+                                         b->open_objects));
+}
+
+/* Lets the writer finish (or stop), then the workers. */
+static void bk_drain(bk *b)
+{
+    pthread_mutex_lock(&b->mu);
+    b->source_done = 1;
+    pthread_cond_broadcast(&b->cv_done);
+    pthread_mutex_unlock(&b->mu);
+    if (b->writer_started)
+        pthread_join(b->writer, NULL);
+    pthread_mutex_lock(&b->mu);
+    b->shutdown = 1;
+    pthread_cond_broadcast(&b->cv_work);
+    pthread_mutex_unlock(&b->mu);
+    for (int i = 0; i < b->nworkers; i++)
+        pthread_join(b->workers[i], NULL);
+}
+
+static int emit_to_put(void *ud, const void *p, size_t n)
+{
+    void **a = ud;
+    return dest_put_write(a[0], p, n, (char **)a[1]) != ARCA_OK;
+}
+
+/* Archives everywhere, then the catalogue copies everywhere: a backup exists
+ * only with its catalogue, so a failure removes what committed. */
+static void bk_commit(bk *b)
+{
+    char *e = NULL;
+    for (size_t i = 0; i < b->p->ndests && !b->failed; i++) {
+        dest_put *put = b->puts[i];
+        b->puts[i] = NULL;
+        int rc = dest_put_commit(put, &e);
+        if (rc != ARCA_OK)
+            bk_fail(b, rc, e);
+        else
+            b->committed++;
+    }
+    for (size_t i = 0; i < b->p->ndests && !b->failed; i++) {
+        dest_put *put = NULL;
+        int rc = dest_put_open(b->p->dests[i], b->mfname, &put, &e);
+        if (rc == ARCA_OK) {
+            void *ud[2] = {put, &e};
+            rc = mfw_emit(b->mw, emit_to_put, ud, &e);
+            if (rc == 0)
+                rc = dest_put_commit(put, &e);
+            else {
+                dest_put_abort(put);
+                rc = ARCA_EFAIL;
+            }
+        }
+        if (rc != ARCA_OK)
+            bk_fail(b, rc, e);
+        else
+            b->mcommitted++;
     }
 }
 
-/* Store the catalogue copy of the manifest at every destination. */
-static int put_small(pipeline *p, size_t di, const char *name, const char *data, size_t len, char **err)
+static void remove_everywhere(pipeline *p, const char *name, size_t upto)
 {
-    inst *d = p->dests[di];
-    const arca_destination_ops *ops = d->plug->desc->destination;
-    void *put = NULL;
-    int rc = ops->put_open(d->state, name, &put);
-    if (rc == ARCA_OK) {
-        rc = ops->put_write(put, data, len);
-        if (rc == ARCA_OK)
-            rc = ops->put_commit(put);
-        else
-            ops->put_abort(put);
+    for (size_t i = 0; i < upto; i++) {
+        char *e = NULL;
+        int rc = dest_remove(p->dests[i], name, &e);
+        if (rc != ARCA_OK && rc != ARCA_ENOENT)
+            log_msg(ARCA_LOG_WARN, "cleanup: %s (remove '%s' by hand)", e, name);
+        free(e);
     }
-    if (rc != ARCA_OK)
-        *err = inst_take_error(d, rc, "storing the manifest failed");
-    return rc;
+}
+
+/* A failed backup leaves nothing: open puts aborted, committed objects removed
+ * (catalogue first). */
+static void bk_undo(bk *b)
+{
+    b->discard = 1;
+    for (size_t i = 0; i < b->p->ndests; i++) {
+        dest_put_abort(b->puts[i]);
+        b->puts[i] = NULL;
+    }
+    remove_everywhere(b->p, b->mfname, b->mcommitted);
+    remove_everywhere(b->p, b->arname, b->committed);
+}
+
+static void bk_free(bk *b)
+{
+    if (b->ar) {
+        b->discard = 1; /* a failed archive is never closed into a destination */
+        archive_write_free(b->ar);
+    }
+    free(b->err);
+    /* threads are joined: what a failure left behind is ours to free */
+    for (job *lists[3] = {b->free_jobs, b->done, b->work_head}, **l = lists; l < lists + 3; l++)
+        for (job *j = *l, *n; j; j = n) {
+            n = j->next;
+            if (j->obj)
+                bobj_unref_locked(j->obj);
+            job_free(j);
+        }
+    for (objctx *c = b->open, *n; c; c = n) {
+        n = c->next;
+        job_free(c->cur);
+        bobj_unref_locked(c->obj);
+        free(c);
+    }
+    nmap_free(&b->names);
+    mfw_free(b->mw);
+    free(b->puts);
+    free(b->workers);
+    free(b->outbuf);
+    free(b->arname);
+    free(b->mfname);
+    json_decref(b->info);
+    json_decref(b->header);
+    pthread_mutex_destroy(&b->mu);
+    pthread_cond_destroy(&b->cv_work);
+    pthread_cond_destroy(&b->cv_done);
+    pthread_cond_destroy(&b->cv_space);
 }
 
 int engine_backup(pipeline *p, backup_result *r, char **err)
 {
     bk b;
-    memset(&b, 0, sizeof b);
-    b.p = p;
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    b.created = (int64_t)now.tv_sec;
-    backup_new_id(b.id, sizeof b.id, b.created, (int)(now.tv_nsec / 1000000));
-    b.ns = p->source->plug->desc->name;
-    b.info = json_object();
-    b.max_inflight = (size_t)p->workers * 2 + 2;
-    pthread_mutex_init(&b.mu, NULL);
-    pthread_cond_init(&b.cv_work, NULL);
-    pthread_cond_init(&b.cv_done, NULL);
-    pthread_cond_init(&b.cv_space, NULL);
-    b.outbuf = xmalloc(OUTBUF_SIZE);
-    b.puts = xcalloc(p->ndests, sizeof *b.puts);
-    g_op_failed = 0;
-    double t0 = now_mono();
-    char *arname = xasprintf("%s.arca", b.id), *mfname = xasprintf("%s.manifest.json", b.id);
-    int rc = ARCA_OK;
-    size_t nopen = 0;
-
-    for (; nopen < p->ndests; nopen++) {
-        inst *d = p->dests[nopen];
-        rc = d->plug->desc->destination->put_open(d->state, arname, &b.puts[nopen]);
-        if (rc != ARCA_OK) {
-            bk_fail(&b, rc, inst_take_error(d, rc, "cannot start writing the archive"));
-            break;
-        }
-    }
-
-    pthread_t *workers = xcalloc((size_t)p->workers, sizeof *workers);
-    pthread_t writer;
-    int nworkers = 0, writer_started = 0;
-    if (!b.failed) {
-        b.ar = archive_write_new();
-        archive_write_set_format_pax_restricted(b.ar);
-        archive_write_set_bytes_per_block(b.ar, 0); /* unblocked: offsets are exact */
-        if (archive_write_open2(b.ar, &b, NULL, ar_write_cb, NULL, NULL) != ARCHIVE_OK)
-            bk_fail(&b, ARCA_EFAIL, xasprintf("cannot start the archive: %s", archive_error_string(b.ar)));
-    }
-    if (!b.failed) {
-        for (; nworkers < p->workers; nworkers++)
-            if (pthread_create(&workers[nworkers], NULL, worker_main, &b)) {
-                bk_fail(&b, ARCA_EFAIL, xstrdup("cannot start worker threads"));
-                break;
-            }
-        if (!b.failed && !pthread_create(&writer, NULL, writer_main, &b))
-            writer_started = 1;
-        else if (!b.failed)
-            bk_fail(&b, ARCA_EFAIL, xstrdup("cannot start the writer thread"));
-    }
-
+    bk_init(&b, p);
+    bk_start(&b);
     progress_start("backup");
-    if (!b.failed) {
-        inst *s = p->source;
-        rc = s->plug->desc->source->backup(s->state, (arca_sink *)&b);
-        if (rc != ARCA_OK && !b.failed)
-            bk_fail(&b, rc, g_interrupted ? xstrdup("interrupted") : inst_take_error(s, rc, "backup failed"));
-        else if (rc == ARCA_OK && g_interrupted)
-            bk_fail(&b, ARCA_ECANCELED, xstrdup("interrupted"));
-    }
-    pthread_mutex_lock(&b.mu);
-    b.source_done = 1;
-    pthread_cond_broadcast(&b.cv_done);
-    pthread_mutex_unlock(&b.mu);
-    if (writer_started)
-        pthread_join(writer, NULL);
-    pthread_mutex_lock(&b.mu);
-    b.shutdown = 1;
-    pthread_cond_broadcast(&b.cv_work);
-    pthread_mutex_unlock(&b.mu);
-    for (int i = 0; i < nworkers; i++)
-        pthread_join(workers[i], NULL);
-    free(workers);
+    bk_run_source(&b);
+    bk_drain(&b);
     progress_end();
-
-    /* Commit: archives everywhere, then the catalogue manifests everywhere. A
-     * backup exists only with its manifest, so a failure removes what committed. */
-    size_t committed = 0;
-    if (!b.failed) {
-        for (size_t i = 0; i < p->ndests; i++) {
-            inst *d = p->dests[i];
-            void *put = b.puts[i];
-            b.puts[i] = NULL;
-            rc = d->plug->desc->destination->put_commit(put);
-            if (rc != ARCA_OK) {
-                bk_fail(&b, rc, inst_take_error(d, rc, "committing the archive failed"));
-                break;
-            }
-            committed++;
-        }
-    }
+    if (!b.failed)
+        bk_commit(&b);
     if (b.failed)
-        b.discard = 1;
-    for (size_t i = 0; i < nopen; i++)
-        if (b.puts[i]) {
-            p->dests[i]->plug->desc->destination->put_abort(b.puts[i]);
-            b.puts[i] = NULL;
-        }
-    size_t mcommitted = 0;
-    if (!b.failed) {
-        char *mtext = manifest_text(b.header, b.objs, b.nobjs, b.mem, b.nmem);
-        json_t *doc = json_loads(mtext, 0, NULL);
-        json_object_set_new(doc, "archive", json_pack("{s:s,s:I}", "name", arname, "size", (json_int_t)b.ar_off));
-        char *cat = json_dumps(doc, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
-        json_decref(doc);
-        free(mtext);
-        for (size_t i = 0; i < p->ndests && !b.failed; i++) {
-            char *e = NULL;
-            rc = put_small(p, i, mfname, cat, strlen(cat), &e);
-            if (rc != ARCA_OK)
-                bk_fail(&b, rc, e);
-            else
-                mcommitted++;
-        }
-        free(cat);
-    }
+        bk_undo(&b);
+    int rc = ARCA_OK;
     if (b.failed) {
-        remove_everywhere(p, mfname, mcommitted);
-        remove_everywhere(p, arname, committed);
-    }
-
-    if (b.ar) {
-        b.discard = 1; /* a failed archive is never closed into a destination */
-        archive_write_free(b.ar);
-    }
-    rc = b.failed ? (b.errcode ? b.errcode : ARCA_EFAIL) : ARCA_OK;
-    if (b.failed) {
+        rc = b.errcode ? b.errcode : ARCA_EFAIL;
         *err = b.err ? b.err : xstrdup("backup failed");
         b.err = NULL;
     } else {
         snprintf(r->id, sizeof r->id, "%s", b.id);
         r->archive_bytes = b.ar_off;
-        r->objects = b.nobjs;
-        r->members = b.nmem;
-        for (size_t i = 0; i < b.nmem; i++) {
-            r->raw_bytes += b.mem[i].raw;
-            r->stored_bytes += b.mem[i].stored;
-        }
-        r->seconds = now_mono() - t0;
+        r->objects = (size_t)b.nobjs;
+        r->members = (size_t)b.nmem;
+        r->raw_bytes = b.raw;
+        r->stored_bytes = b.stored;
+        r->seconds = now_mono() - b.t0;
     }
-    free(b.err);
-    while (b.free_jobs) {
-        job *j = b.free_jobs;
-        b.free_jobs = j->next;
-        job_free(j);
-    }
-    for (job *j = b.done, *n; j; j = n) {
-        n = j->next;
-        job_free(j);
-    }
-    for (job *j = b.work_head, *n; j; j = n) {
-        n = j->next;
-        job_free(j);
-    }
-    for (size_t i = 0; i < b.nobjs; i++) {
-        free(b.objs[i]->name);
-        free(b.objs[i]->target);
-        json_decref(b.objs[i]->meta);
-        free(b.objs[i]);
-    }
-    free(b.objs);
-    free(b.oidx);
-    free(b.mem);
-    free(b.puts);
-    free(b.outbuf);
-    json_decref(b.info);
-    json_decref(b.header);
-    free(arname);
-    free(mfname);
-    pthread_mutex_destroy(&b.mu);
-    pthread_cond_destroy(&b.cv_work);
-    pthread_cond_destroy(&b.cv_done);
-    pthread_cond_destroy(&b.cv_space);
+    bk_free(&b);
     return rc;
 }

@@ -2,6 +2,8 @@
  * inih passes no line numbers to the handler), expand ${VAR}, keep file:line per key. */
 #include "config.h"
 
+#include "secure.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
@@ -247,18 +249,30 @@ const opt_kv *cfg_get(const cfg_section *s, const char *key)
     return r;
 }
 
-const char *cfg_locate(const char *explicit_path)
+const char *cfg_locate(const char *explicit_path, errlist *errs)
 {
-    if (explicit_path)
-        return explicit_path;
-    const char *e = getenv("ARCA_CONFIG");
-    if (e && *e)
-        return e;
-    if (access("arca.ini", F_OK) == 0)
-        return "arca.ini";
-    if (access("/etc/arca/arca.ini", F_OK) == 0)
-        return "/etc/arca/arca.ini";
-    return NULL;
+    const char *path = explicit_path;
+    if (!path) {
+        const char *e = getenv("ARCA_CONFIG");
+        if (e && *e)
+            path = e;
+        else if (access("arca.ini", F_OK) == 0)
+            path = "arca.ini";
+        else if (access("/etc/arca/arca.ini", F_OK) == 0)
+            path = "/etc/arca/arca.ini";
+        else
+            return NULL;
+    }
+    if (access(path, F_OK) != 0)
+        return path; /* cfg_load says why it cannot be read */
+    /* it may name plugins to load and run: only its owner (root or us) may write it */
+    char *why = path_untrusted(path, 0);
+    if (why) {
+        errlist_add(errs, "refusing config file %s: %s", path, why);
+        free(why);
+        return NULL;
+    }
+    return path;
 }
 
 char **cfg_split_list(const char *s, size_t *n)

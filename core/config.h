@@ -30,8 +30,10 @@ cfg_section *cfg_find(cfg_file *c, const char *kind, const char *name);
 /* The value of `key` in a section (last one wins), or NULL. */
 const opt_kv *cfg_get(const cfg_section *s, const char *key);
 
-/* Which file to use: -c, $ARCA_CONFIG, ./arca.ini, /etc/arca/arca.ini. NULL if none exists. */
-const char *cfg_locate(const char *explicit_path);
+/* Which file to use: -c, $ARCA_CONFIG, ./arca.ini, /etc/arca/arca.ini. NULL if
+ * none exists, or (with a message in errs) when the one found could be changed
+ * by someone other than root or the user running arca. */
+const char *cfg_locate(const char *explicit_path, errlist *errs);
 
 /* Split "a, b ,c" into a NULL-terminated array of trimmed strings. */
 char **cfg_split_list(const char *s, size_t *n);

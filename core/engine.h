@@ -7,6 +7,7 @@
 
 #include "inst.h"
 #include "manifest.h"
+#include "util.h"
 
 typedef struct pipeline {
     char *name;
@@ -32,7 +33,7 @@ int engine_backup(pipeline *p, backup_result *r, char **err);
 typedef struct rd_stream {
     int (*read)(void *ud, void *buf, size_t cap, size_t *got); /* 0 ok, <0 error with *err set by ud */
     void *ud;
-    const char *where; /* file path or "destination 'd' object X" for messages */
+    const char *where; /* file path or "destination 'd' (nfs): P.ID.arca" for messages */
     char *(*error)(void *ud); /* message for the last failed read (caller frees) */
 } rd_stream;
 
@@ -40,15 +41,22 @@ typedef struct read_stats {
     uint64_t members, objects, raw_bytes, stored_bytes, archive_bytes;
 } read_stats;
 
-/* Read a whole archive, checking every member against `m`: name, no links,
- * no duplicates, size, SHA-256, zstd content size; the embedded manifest must
- * equal `m`. If `target` is given, verified data is fed to its restore.
+/* Read a whole archive, checking every member against `m` in lockstep: the k-th
+ * payload member is the manifest's k-th member (name, size, offset, SHA-256,
+ * one zstd frame of the right content size); arca.json equals the manifest's
+ * header and MANIFEST.json is the manifest itself. If `target` is given,
+ * directories and symlinks, then verified data, are fed to its restore.
  * Returns 0, ARCA_EINTEGRITY (member named in *err) or another status. */
 int engine_read(rd_stream *in, manifest *m, inst *target, const void *ropts, read_stats *st, char **err);
 
-/* Scan an archive for its arca.json and MANIFEST.json without checking data
- * (skips payload; seeks when the stream is a file). */
-int engine_scan_file(const char *path, json_t **header, char **manifest_text, size_t *manifest_len, char **err);
+/* The same checks in one pass over an archive whose manifest comes last (a
+ * pipe): what each member was is kept in a temporary file until MANIFEST.json
+ * arrives. With copy_fd >= 0 every byte read is also written there, so that a
+ * restore can follow from that copy once everything checked. */
+int engine_read_blind(rd_stream *in, int copy_fd, read_stats *st, char **err);
+
+/* In an archive file: arca.json's object, and where MANIFEST.json's bytes are. */
+int engine_locate(int fd, const char *where, json_t **header, uint64_t *moff, uint64_t *mlen, char **err);
 
 /* Host-table entry points (inst.c wires them into every host table). */
 int engine_sink_info(arca_sink *s, const char *key, const char *value);

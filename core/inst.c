@@ -38,6 +38,40 @@ static int h_error(const arca_host *h, int code, const char *fmt, ...)
     return code;
 }
 
+typedef struct herr {
+    const void *handle;
+    int code;
+    char *msg;
+    struct herr *next;
+} herr;
+
+static int h_handle_error(const arca_host *h, const void *handle, int code, const char *fmt, ...)
+{
+    inst *in = h->core;
+    va_list ap;
+    char *m;
+    va_start(ap, fmt);
+    if (vasprintf(&m, fmt, ap) < 0)
+        m = NULL;
+    va_end(ap);
+    pthread_mutex_lock(&in->mu);
+    herr *e = in->herrs;
+    while (e && e->handle != handle)
+        e = e->next;
+    if (!e) {
+        e = xcalloc(1, sizeof *e);
+        e->handle = handle;
+        e->next = in->herrs;
+        in->herrs = e;
+    }
+    free(e->msg);
+    e->msg = m;
+    e->code = code;
+    pthread_mutex_unlock(&in->mu);
+    log_msg(ARCA_LOG_DEBUG, "%s: reported for %p: %s", in->label, handle, m ? m : "?");
+    return code;
+}
+
 static void h_progress(const arca_host *h, uint64_t done, uint64_t total)
 {
     engine_progress_hint(done, total);
@@ -69,6 +103,7 @@ inst *inst_create(plug *p, const char *kind, const char *name, void *cfg, char *
         .feed_meta = engine_feed_meta,
         .feed_info = engine_feed_info,
         .core = in,
+        .handle_error = h_handle_error,
     };
     in->kind = xstrdup(kind);
     in->name = xstrdup(name);
@@ -94,6 +129,12 @@ void inst_destroy(inst *in)
         in->plug->desc->destroy(in->state);
     opt_free(in->plug->desc->options, in->cfg);
     pthread_mutex_destroy(&in->mu);
+    while (in->herrs) {
+        herr *e = in->herrs;
+        in->herrs = e->next;
+        free(e->msg);
+        free(e);
+    }
     free(in->err);
     free(in->kind);
     free(in->name);
@@ -113,4 +154,35 @@ char *inst_take_error(inst *in, int code, const char *what)
         return r;
     }
     return xasprintf("%s: %s (status %d)", in->label, what, code);
+}
+
+static char *take_handle_msg(inst *in, const void *handle)
+{
+    char *m = NULL;
+    pthread_mutex_lock(&in->mu);
+    for (herr **pp = &in->herrs; *pp; pp = &(*pp)->next)
+        if ((*pp)->handle == handle) {
+            herr *e = *pp;
+            *pp = e->next;
+            m = e->msg;
+            free(e);
+            break;
+        }
+    pthread_mutex_unlock(&in->mu);
+    return m;
+}
+
+char *inst_take_handle_error(inst *in, const void *handle, int code, const char *what)
+{
+    char *m = handle ? take_handle_msg(in, handle) : NULL;
+    if (!m)
+        return inst_take_error(in, code, what);
+    char *r = xasprintf("%s: %s", in->label, m);
+    free(m);
+    return r;
+}
+
+void inst_drop_handle(inst *in, const void *handle)
+{
+    free(take_handle_msg(in, handle));
 }

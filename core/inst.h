@@ -16,8 +16,9 @@ typedef struct inst {
     void *cfg;          /* the plugin's option struct, owned (opt_free) */
     void *state;        /* what create returned */
     pthread_mutex_t mu;
-    char *err;          /* last error message the plugin reported */
+    char *err;          /* last error message the plugin reported for the instance */
     int errcode;
+    struct herr *herrs; /* messages reported for one handle (host->handle_error) */
 } inst;
 
 /* Set on SIGINT/SIGTERM; every host->cancelled sees it. */
@@ -31,5 +32,10 @@ void inst_destroy(inst *in);
 /* The plugin's message for the failure just returned (caller frees), or a
  * generic one naming the instance and `what` if the plugin set none. */
 char *inst_take_error(inst *in, int code, const char *what);
+/* The same for a failure of one handle (a put or get): the message reported
+ * for that handle if there is one, else the instance's, else a generic one. */
+char *inst_take_handle_error(inst *in, const void *handle, int code, const char *what);
+/* Forget whatever was reported for `handle` (it is being freed). */
+void inst_drop_handle(inst *in, const void *handle);
 
 #endif

@@ -2,6 +2,8 @@
  * minor, size) never move, so any plugin can be judged before we touch the rest. */
 #include "loader.h"
 
+#include "secure.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <dlfcn.h>
@@ -21,7 +23,11 @@ static void add_dir(loader *l, const char *d)
         if (!strcmp(l->dirs[i], d))
             return;
     l->dirs = xrealloc(l->dirs, (l->ndirs + 1) * sizeof *l->dirs);
-    l->dirs[l->ndirs++] = xstrdup(d);
+    l->untrusted = xrealloc(l->untrusted, (l->ndirs + 1) * sizeof *l->untrusted);
+    l->dirs[l->ndirs] = xstrdup(d);
+    /* a directory anyone else can write to could hand us their code to run */
+    l->untrusted[l->ndirs] = access(d, F_OK) == 0 ? path_untrusted(d, 1) : NULL;
+    l->ndirs++;
 }
 
 static void add_path_list(loader *l, const char *list)
@@ -67,9 +73,12 @@ void loader_free(loader *l)
 {
     if (!l)
         return;
-    for (size_t i = 0; i < l->ndirs; i++)
+    for (size_t i = 0; i < l->ndirs; i++) {
         free(l->dirs[i]);
+        free(l->untrusted[i]);
+    }
     free(l->dirs);
+    free(l->untrusted);
     for (size_t i = 0; i < l->nloaded; i++) {
         /* Plugins are not dlclose'd: their threads or atexit handlers (libcurl,
          * libnfs) may still refer to their code at process exit. */
@@ -138,6 +147,12 @@ static plug *open_file(loader *l, const char *path, char **err)
     for (size_t i = 0; i < l->nloaded; i++)
         if (!strcmp(l->loaded[i]->path, real))
             return l->loaded[i];
+    char *why = path_untrusted(real, 0);
+    if (why) {
+        *err = xasprintf("%s: refusing to load plugin: %s", real, why);
+        free(why);
+        return NULL;
+    }
     void *dl = dlopen(real, RTLD_NOW | RTLD_LOCAL);
     if (!dl) {
         const char *e = dlerror();
@@ -156,9 +171,9 @@ static plug *open_file(loader *l, const char *path, char **err)
     memcpy(&entry, &sym, sizeof entry);
     const arca_plugin *d = entry();
     char buf[256];
-    const char *why = check_desc(d, buf, sizeof buf);
-    if (why) {
-        *err = xasprintf("%s: plugin refused: %s", real, why);
+    const char *bad = check_desc(d, buf, sizeof buf);
+    if (bad) {
+        *err = xasprintf("%s: plugin refused: %s", real, bad);
         dlclose(dl);
         return NULL;
     }
@@ -179,7 +194,11 @@ plug *loader_open(loader *l, const char *name, char **err)
     for (size_t i = 0; i < l->ndirs; i++) {
         char *path = xasprintf("%s/%s.so", l->dirs[i], name);
         if (access(path, F_OK) == 0) {
-            plug *p = open_file(l, path, err);
+            plug *p = NULL;
+            if (l->untrusted[i])
+                *err = xasprintf("%s: refusing to load plugin from directory %s: %s", path, l->dirs[i], l->untrusted[i]);
+            else
+                p = open_file(l, path, err);
             free(path);
             return p;
         }
@@ -213,6 +232,14 @@ void loader_scan(loader *l, loader_scan_cb cb, void *ud)
         DIR *d = opendir(l->dirs[i]);
         if (!d)
             continue;
+        if (l->untrusted[i]) {
+            /* not even opened: dlopen runs a library's constructors */
+            char *why = xasprintf("skipping plugin directory %s: %s", l->dirs[i], l->untrusted[i]);
+            cb(ud, l->dirs[i], NULL, why);
+            free(why);
+            closedir(d);
+            continue;
+        }
         char **names = NULL;
         size_t nn = 0;
         struct dirent *e;

@@ -13,6 +13,7 @@ typedef struct plug {
 
 typedef struct loader {
     char **dirs; /* search order: config plugin_path, $ARCA_PLUGIN_PATH, install dir, build dir */
+    char **untrusted; /* per dir: why it is not trusted (others can write to it), or NULL */
     size_t ndirs;
     plug **loaded;
     size_t nloaded;

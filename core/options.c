@@ -279,3 +279,19 @@ char *opt_show(const arca_option *o, const void *cfg)
     }
     return xstrdup("?");
 }
+
+char *opt_flag_list(const arca_option *table)
+{
+    size_t len = 1;
+    for (const arca_option *r = table; r && r->name; r++)
+        len += strlen(r->name) + 4;
+    char *known = xcalloc(1, len);
+    for (const arca_option *r = table; r && r->name; r++) {
+        strcat(known, known[0] ? ", --" : "--");
+        size_t at = strlen(known);
+        for (const char *c = r->name; *c; c++)
+            known[at++] = *c == '_' ? '-' : *c;
+        known[at] = 0;
+    }
+    return known;
+}

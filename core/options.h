@@ -29,5 +29,7 @@ const arca_option *opt_find(const arca_option *table, const char *name);
 const char *opt_type_name(arca_opt_type t);
 /* Value of option `o` in `cfg` as text for display; secrets come back as "********". */
 char *opt_show(const arca_option *o, const void *cfg);
+/* "--a, --b-c" for a restore-option table (caller frees). */
+char *opt_flag_list(const arca_option *table);
 
 #endif

@@ -1,6 +1,8 @@
 /* Turns a config file into validated sections and ready pipelines. */
 #include "pipeline.h"
 
+#include "catalog.h"
+
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,8 +17,8 @@ const arca_option arca_global_options[] = {
      "diagnostics on stderr at this level and above (-v/-q override)"},
     {"workers", ARCA_OPT_INT, 0, offsetof(arca_globals, workers), "0", NULL, 0, 256,
      "compression/hash threads; 0 = number of CPUs"},
-    {"chunk_size", ARCA_OPT_SIZE, 0, offsetof(arca_globals, chunk_size), "4M", NULL, 64 << 10, 256 << 20,
-     "raw bytes per archive member (one zstd frame each); memory is about workers x 2 x chunk_size x 2"},
+    {"chunk_size", ARCA_OPT_SIZE, 0, offsetof(arca_globals, chunk_size), "4M", NULL, ARCA_MIN_CHUNK, ARCA_MAX_CHUNK,
+     "raw bytes per archive member (one zstd frame each); memory grows with it (docs/INTERNALS.md)"},
     {NULL, 0, 0, 0, NULL, NULL, 0, 0, NULL},
 };
 
@@ -27,8 +29,8 @@ const arca_option pipeline_options[] = {
      "comma-separated [destination NAME] sections; one read of the source feeds them all"},
     {"compression", ARCA_OPT_STRING, 0, offsetof(pipeline_cfg, compression), "zstd:3", NULL, 0, 0,
      "zstd:LEVEL, LEVEL from 1 (fast) to 22 (small); 3 is a good default"},
-    {"chunk_size", ARCA_OPT_SIZE, 0, offsetof(pipeline_cfg, chunk_size), "0", NULL, 0, 256 << 20,
-     "override [arca] chunk_size for this pipeline (0 = inherit)"},
+    {"chunk_size", ARCA_OPT_SIZE, 0, offsetof(pipeline_cfg, chunk_size), NULL, NULL, ARCA_MIN_CHUNK, ARCA_MAX_CHUNK,
+     "override [arca] chunk_size for this pipeline (unset: inherit)"},
     {"workers", ARCA_OPT_INT, 0, offsetof(pipeline_cfg, workers), "0", NULL, 0, 256,
      "override [arca] workers for this pipeline (0 = inherit)"},
     {NULL, 0, 0, 0, NULL, NULL, 0, 0, NULL},
@@ -197,8 +199,9 @@ static pipeline *resolve_pipeline(session *s, const char *name, int instantiate,
     if (parse_compression(pc->compression, &p->level))
         errlist_add(errs, "%s:%d: %s: compression = '%s': expected zstd:LEVEL with LEVEL from 1 to %d", s->cfg->path,
                     ck ? ck->line : sec->line, sec->label, pc->compression, ZSTD_maxCLevel());
-    if (pc->chunk_size && pc->chunk_size < (64 << 10))
-        errlist_add(errs, "%s:%d: %s: chunk_size must be at least 64K", s->cfg->path, sec->line, sec->label);
+    const char *why = pipeline_name_problem(name);
+    if (why)
+        errlist_add(errs, "%s:%d: %s: the pipeline name %s", s->cfg->path, sec->line, sec->label, why);
     const opt_kv *sk = cfg_get(sec, "source"), *dk = cfg_get(sec, "destination");
     if (!cfg_find(s->cfg, "source", pc->source))
         errlist_add(errs, "%s:%d: %s: source = '%s': no [source %s] section", s->cfg->path, sk->line, sec->label,

@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -184,12 +185,25 @@ void hex_encode(const unsigned char *in, size_t n, char *out)
     out[2 * n] = 0;
 }
 
-uint64_t hash_str(const char *s)
+int tmp_open(const char *dir, char **err)
 {
-    uint64_t h = 1469598103934665603ULL;
-    while (*s)
-        h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-    return h;
+    if (!dir || !*dir)
+        dir = getenv("TMPDIR");
+    if (!dir || !*dir)
+        dir = "/var/tmp";
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+        /* a file system without O_TMPFILE: a named file, unlinked at once */
+        char *path = xasprintf("%s/.arca-tmp.XXXXXX", dir);
+        fd = mkostemp(path, O_CLOEXEC);
+        if (fd >= 0)
+            unlink(path);
+        free(path);
+    }
+    if (fd < 0)
+        *err = xasprintf("cannot create a temporary file in %s: %s (set TMPDIR to a writable directory)", dir,
+                         strerror(errno));
+    return fd;
 }
 
 double now_mono(void)

@@ -41,8 +41,10 @@ int parse_bool(const char *s, int *out);
 /* Hex of n bytes into out (2n+1 bytes). */
 void hex_encode(const unsigned char *in, size_t n, char *out);
 
-/* FNV-1a of a string, for the core's small open-addressing name indexes. */
-uint64_t hash_str(const char *s);
+/* An unlinked temporary file for the core's spools (manifest records, an
+ * archive read from a pipe) in `dir`, else $TMPDIR, else /var/tmp: /var/tmp
+ * because /tmp is often memory. -1 with *err on failure. */
+int tmp_open(const char *dir, char **err);
 
 /* Time as seconds with nanoseconds, monotonic. */
 double now_mono(void);
