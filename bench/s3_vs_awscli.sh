@@ -42,7 +42,7 @@ rss() { awk -F': ' '/Maximum resident set size/ { printf "%d", $2 / 1024 }' "$1"
 
 /usr/bin/time -v -o "$T/t.up" "$ARCA" -c "$T/arca.ini" backup p > "$T/id"
 ID=$(tail -n 1 "$T/id")
-aws s3 cp --only-show-errors "s3://bench/$ID.arca" "$T/archive.arca" # the same bytes, for aws to upload
+aws s3 cp --only-show-errors "s3://bench/p.$ID.arca" "$T/archive.arca" # the same bytes, for aws to upload
 SIZE=$(stat -c %s "$T/archive.arca")
 /usr/bin/time -v -o "$T/a.up" "$ROOT/tests/servers/moto.sh" aws "$T/moto" s3 cp --only-show-errors "$T/archive.arca" s3://bench/aws-copy.arca
 /usr/bin/time -v -o "$T/t.down" "$ARCA" -c "$T/arca.ini" verify p "$ID" > /dev/null

@@ -42,7 +42,7 @@ int fs_name_ok(const char *name);
 /* Opens the directory holding the last component of `name`, walking from the
  * directory fd `root` one component at a time with O_NOFOLLOW, so no
  * symlink (whoever made it) is ever traversed. With `create`, missing
- * directories on the way are made (mode 0777 & ~umask, like mkdir -p).
+ * directories on the way are made (mode 0700, whatever the umask).
  * Returns a new fd the caller closes, with *leaf pointing into `name` at
  * the last component; or -errno (ELOOP/ENOTDIR: a component is a symlink
  * or not a directory). `name` must have passed fs_name_ok. */

@@ -1,5 +1,8 @@
 /* files plugin: restore. Writes the feed below `path` and nowhere else: every name
- * is resolved from the target's fd without following links, symlinks come last. */
+ * is resolved from the target's fd without following links, symlinks come last.
+ * A file is written under a temporary name in its directory and renamed into
+ * place once complete, so an interrupted restore never leaves a short file
+ * under a real name. */
 #include "files.h"
 
 #include <dirent.h>
@@ -8,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,6 +30,7 @@ typedef struct fs_attrs {
 /* A DATA object whose chunks are still arriving. */
 typedef struct fs_pending {
     char *name;
+    char tmp[32]; /* its temporary name in the same directory, until renamed */
     int fd; /* -1 while closed to stay under FS_MAX_OPEN */
     uint32_t next, chunks;
     uint64_t size, written, used;
@@ -187,12 +192,12 @@ static int fs_mkdir_p(char *path)
 {
     for (char *s = strchr(path + 1, '/'); s; s = strchr(s + 1, '/')) {
         *s = '\0';
-        int rc = mkdir(path, 0777);
+        int rc = mkdir(path, 0700);
         *s = '/';
         if (rc < 0 && errno != EEXIST)
             return -1;
     }
-    return mkdir(path, 0777) < 0 && errno != EEXIST ? -1 : 0;
+    return mkdir(path, 0700) < 0 && errno != EEXIST ? -1 : 0;
 }
 
 static int fs_open_target(fs_restore *r)
@@ -375,32 +380,43 @@ static void fs_make_room(fs_restore *r)
     }
 }
 
-static int fs_create_file(fs_restore *r, const arca_entry *e, int *out, struct stat *st)
+/* A fresh file under a new temporary name in `parent`: 0600 and O_EXCL, an
+ * inode nobody else can open until its mode is final. */
+static int fs_create_tmp(int parent, char tmp[32])
+{
+    for (int tries = 0; tries < 16; tries++) {
+        unsigned char r[8];
+        if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
+            return -EIO;
+        snprintf(tmp, 32, ".arca-tmp.%02x%02x%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
+        int fd = openat(parent, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd >= 0 || errno != EEXIST)
+            return fd >= 0 ? fd : -errno;
+    }
+    return -EEXIST;
+}
+
+static int fs_create_file(fs_restore *r, const arca_entry *e, fs_pending *p, struct stat *st)
 {
     const char *name = e->info.name, *leaf;
     int parent = fs_open_parent(r->root, name, 1, &leaf);
     if (parent < 0)
         return fs_fail(r, name, -parent);
-    /* 0600 and O_EXCL: a fresh inode nobody else can open until its mode is final. */
-    int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
-    int fd = openat(parent, leaf, flags, 0600);
-    if (fd < 0 && errno == EEXIST && r->force) {
-        struct stat old;
-        if (fstatat(parent, leaf, &old, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(old.st_mode))
-            errno = EISDIR;
-        else if (unlinkat(parent, leaf, 0) == 0)
-            fd = openat(parent, leaf, flags, 0600);
-    }
-    int err = errno;
+    struct stat old;
+    int err = 0;
+    /* without --force the target was empty: anything there now is someone else's */
+    if (fstatat(parent, leaf, &old, AT_SYMLINK_NOFOLLOW) == 0)
+        err = !r->force ? EEXIST : S_ISDIR(old.st_mode) ? EISDIR : 0;
+    int fd = err ? -err : fs_create_tmp(parent, p->tmp);
     close(parent);
     if (fd < 0)
-        return fs_fail(r, name, err);
+        return fs_fail(r, name, -fd);
     if (fstat(fd, st) < 0) {
         err = errno;
         close(fd);
         return fs_fail(r, name, err);
     }
-    *out = fd;
+    p->fd = fd;
     return ARCA_OK;
 }
 
@@ -424,7 +440,7 @@ static int fs_start_file(fs_restore *r, const arca_entry *e, fs_pending **out)
     if (!(p.name = strdup(name)))
         return r->h->error(r->h, ARCA_ENOMEM, "out of memory");
     struct stat st;
-    int rc = fs_create_file(r, e, &p.fd, &st);
+    int rc = fs_create_file(r, e, &p, &st);
     if (rc < 0) {
         free(p.name);
         return rc;
@@ -446,7 +462,8 @@ static int fs_reopen(fs_restore *r, fs_pending *p)
     int parent = fs_open_parent(r->root, p->name, 0, &leaf);
     if (parent < 0)
         return fs_fail(r, p->name, -parent);
-    int fd = openat(parent, leaf, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+    (void)leaf;
+    int fd = openat(parent, p->tmp, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
     int err = errno;
     close(parent);
     if (fd < 0)
@@ -460,6 +477,33 @@ static int fs_reopen(fs_restore *r, fs_pending *p)
     }
     p->fd = fd;
     r->nopen++;
+    return ARCA_OK;
+}
+
+/* The complete file takes its real name: atomically, and without --force
+ * never over something that appeared there meanwhile. */
+static int fs_rename_into_place(fs_restore *r, fs_pending *p)
+{
+    const char *leaf;
+    int parent = fs_open_parent(r->root, p->name, 0, &leaf);
+    if (parent < 0)
+        return fs_fail(r, p->name, -parent);
+    struct stat st;
+    int err = 0;
+    if (fstatat(parent, p->tmp, &st, AT_SYMLINK_NOFOLLOW) != 0 || st.st_dev != p->dev || st.st_ino != p->ino)
+        err = ESTALE; /* someone replaced our temporary file */
+    else if (r->force)
+        err = fstatat(parent, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode) ? EISDIR
+              : renameat(parent, p->tmp, parent, leaf) < 0 ? errno : 0;
+    else
+        err = renameat2(parent, p->tmp, parent, leaf, RENAME_NOREPLACE) < 0 ? errno : 0;
+    close(parent);
+    if (err == ESTALE)
+        return r->h->error(r->h, ARCA_EFAIL, "cannot restore '%s' into %s: its temporary file was changed by "
+                           "someone else during the restore", p->name, r->target);
+    if (err)
+        return fs_fail(r, p->name, err);
+    p->tmp[0] = 0;
     return ARCA_OK;
 }
 
@@ -480,6 +524,8 @@ static int fs_finish_file(fs_restore *r, fs_pending *p)
     r->nopen--;
     if (close(fd) < 0)
         return fs_fail(r, p->name, errno);
+    if ((rc = fs_rename_into_place(r, p)) < 0)
+        return rc;
     fs_drop_pending(r, p);
     return ARCA_OK;
 }
@@ -534,12 +580,12 @@ static void fs_remove_partial(fs_restore *r)
     while (r->npend > 0) {
         fs_pending *p = &r->pend[r->npend - 1];
         const char *leaf;
-        int parent = fs_open_parent(r->root, p->name, 0, &leaf);
+        int parent = p->tmp[0] ? fs_open_parent(r->root, p->name, 0, &leaf) : -1;
         struct stat st;
         if (parent >= 0) {
-            if (fstatat(parent, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == p->dev &&
+            if (fstatat(parent, p->tmp, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == p->dev &&
                 st.st_ino == p->ino)
-                unlinkat(parent, leaf, 0);
+                unlinkat(parent, p->tmp, 0);
             close(parent);
         }
         fs_drop_pending(r, p);

@@ -34,7 +34,9 @@ static int fs_open_dir_at(int dir, const char *comp, int create)
             return -errno;
         /* EEXIST: someone made it between our open and mkdir; the reopen
          * with O_NOFOLLOW decides whether it is usable. */
-        if (mkdirat(dir, comp, 0777) < 0 && errno != EEXIST)
+        /* 0700: a directory the archive does not list gets no more than its
+         * owner needs, whatever the umask; listed ones get their own mode */
+        if (mkdirat(dir, comp, 0700) < 0 && errno != EEXIST)
             return -errno;
     }
 }

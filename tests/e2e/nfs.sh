@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # nfs destination end to end through the arca CLI: files -> nfs (a directory,
 # then NFSv3 by URL through nfs-ganesha) -> restore gives the same tree; the
-# destination holds exactly <id>.arca and <id>.manifest.json; delete removes them.
+# destination holds exactly P.<id>.arca and P.<id>.manifest.json; delete removes them.
 SUITE=nfs # read by lib.sh
 export SUITE
 . "$(dirname "$0")/../lib.sh"
@@ -82,10 +82,10 @@ round_trip() {
     expect_match "$mode: backup prints an id" '^[0-9A-Za-z]' "$id"
 
     ents=$(dir_entries "$dest")
-    if [ "$ents" = "$(printf '%s\n' "$id.arca" "$id.manifest.json" | LC_ALL=C sort)" ]; then
-        pass "$mode: destination holds exactly <id>.arca and <id>.manifest.json, no temporaries"
+    if [ "$ents" = "$(printf '%s\n' "p.$id.arca" "p.$id.manifest.json" | LC_ALL=C sort)" ]; then
+        pass "$mode: destination holds exactly P.<id>.arca and P.<id>.manifest.json, no temporaries"
     else
-        fail "$mode: destination holds exactly <id>.arca and <id>.manifest.json, no temporaries" "$ents"
+        fail "$mode: destination holds exactly P.<id>.arca and P.<id>.manifest.json, no temporaries" "$ents"
     fi
 
     out=$("$ARCA" -c "$cfg" list p 2>&1)
@@ -95,13 +95,13 @@ round_trip() {
     same_tree "$mode" "$restored"
 
     # A flipped byte in the middle of the archive is an integrity failure.
-    cp "$dest/$id.arca" "$T_TMP/pristine.arca"
+    cp "$dest/p.$id.arca" "$T_TMP/pristine.arca"
     local size
-    size=$(stat -c %s "$dest/$id.arca")
-    printf '\xff' | dd of="$dest/$id.arca" bs=1 seek=$((size / 2)) conv=notrunc status=none
-    cmp -s "$dest/$id.arca" "$T_TMP/pristine.arca" ||
+    size=$(stat -c %s "$dest/p.$id.arca")
+    printf '\xff' | dd of="$dest/p.$id.arca" bs=1 seek=$((size / 2)) conv=notrunc status=none
+    cmp -s "$dest/p.$id.arca" "$T_TMP/pristine.arca" ||
         expect_exit "$mode: verify finds a corrupted archive" 3 "$ARCA" -c "$cfg" verify p "$id"
-    cp "$T_TMP/pristine.arca" "$dest/$id.arca"
+    cp "$T_TMP/pristine.arca" "$dest/p.$id.arca"
     rm -f "$T_TMP/pristine.arca"
 
     check "$mode: delete" "$ARCA" -c "$cfg" delete p "$id"

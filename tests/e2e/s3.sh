@@ -57,10 +57,10 @@ round_trip() {
     id=$(tail -n 1 <<<"$id"); ID=$id
     pass "$name: backup"
     objs=$(objects "$prefix" | cut -f1)
-    if [ "$objs" = "$(printf '%s\n' "$prefix$id.arca" "$prefix$id.manifest.json" | LC_ALL=C sort)" ]; then
-        pass "$name: the bucket holds exactly <prefix><id>.arca and .manifest.json"
-    else fail "$name: the bucket holds exactly <prefix><id>.arca and .manifest.json" "$objs"; fi
-    etag=$(objects "$prefix$id.arca" | cut -f3)
+    if [ "$objs" = "$(printf '%s\n' "${prefix}p.$id.arca" "${prefix}p.$id.manifest.json" | LC_ALL=C sort)" ]; then
+        pass "$name: the bucket holds exactly <prefix>P.<id>.arca and .manifest.json"
+    else fail "$name: the bucket holds exactly <prefix>P.<id>.arca and .manifest.json" "$objs"; fi
+    etag=$(objects "${prefix}p.$id.arca" | cut -f3)
     parts=$(sed -n 's/.*-\([0-9]*\)"$/\1/p' <<<"$etag"); parts=${parts:-1}
     if [ "$parts" -ge "$minparts" ] && { [ "$minparts" -gt 1 ] || [ "$parts" = 1 ]; }; then
         pass "$name: archive stored in $parts part(s) (ETag $etag)"
@@ -100,7 +100,7 @@ else pass "the secret never appears in output (-v list, inspect, config check, v
 
 # ---- interoperability with Debian's aws CLI ----
 DL=$T_TMP/dl; mkdir -p "$DL"
-if aws s3 cp --only-show-errors "s3://$BUCKET/mp-$MP_ID.arca" "$DL/$MP_ID.arca" 2>"$T_TMP/awscp.err"; then
+if aws s3 cp --only-show-errors "s3://$BUCKET/mp-p.$MP_ID.arca" "$DL/$MP_ID.arca" 2>"$T_TMP/awscp.err"; then
     pass "aws s3 cp downloads the archive arca uploaded"
     check "arca verify FILE accepts the archive aws downloaded" "$ARCA" verify "$DL/$MP_ID.arca"
     if grep -aqF -- "$S3_SECRET" "$DL/$MP_ID.arca" || grep -aqF -- "$S3_KEY" "$DL/$MP_ID.arca"; then
@@ -108,11 +108,11 @@ if aws s3 cp --only-show-errors "s3://$BUCKET/mp-$MP_ID.arca" "$DL/$MP_ID.arca" 
     else pass "the archive holds no credential"; fi
 else fail "aws s3 cp downloads the archive arca uploaded" "$(cat "$T_TMP/awscp.err")"; fi
 # aws uploads a backup (its own multipart for the 17 MB archive); arca lists and restores it
-aws s3 cp --only-show-errors "s3://$BUCKET/mp-$MP_ID.manifest.json" "$DL/$MP_ID.manifest.json"
+aws s3 cp --only-show-errors "s3://$BUCKET/mp-p.$MP_ID.manifest.json" "$DL/$MP_ID.manifest.json"
 write_config "$T_TMP/fromaws.ini" "$BIG" "fromaws-"
-aws s3 cp --only-show-errors "$DL/$MP_ID.arca" "s3://$BUCKET/fromaws-$MP_ID.arca" &&
-    aws s3 cp --only-show-errors "$DL/$MP_ID.manifest.json" "s3://$BUCKET/fromaws-$MP_ID.manifest.json"
-expect_match "aws-uploaded archive: multipart by aws (ETag -N)" '"[0-9a-f]+-[0-9]+"' "$(objects "fromaws-$MP_ID.arca")"
+aws s3 cp --only-show-errors "$DL/$MP_ID.arca" "s3://$BUCKET/fromaws-p.$MP_ID.arca" &&
+    aws s3 cp --only-show-errors "$DL/$MP_ID.manifest.json" "s3://$BUCKET/fromaws-p.$MP_ID.manifest.json"
+expect_match "aws-uploaded archive: multipart by aws (ETag -N)" '"[0-9a-f]+-[0-9]+"' "$(objects "fromaws-p.$MP_ID.arca")"
 expect_match "aws-uploaded archive: arca lists it" "^$MP_ID " "$("$ARCA" -c "$T_TMP/fromaws.ini" list p 2>&1)"
 check "aws-uploaded archive: arca restores it" "$ARCA" -c "$T_TMP/fromaws.ini" restore p latest --into r
 if diff -r "$BIG" "$T_TMP/restore-fromaws-" >/dev/null 2>&1; then pass "aws-uploaded archive: restored tree is identical"

@@ -54,11 +54,11 @@ round_trip() {
     id=$(tail -n 1 <<<"$id"); ID=$id
     pass "$name: backup"
     objs=$(objects "$prefix" | cut -f1)
-    [ "$objs" = "$(printf '%s\n' "$prefix$id.arca" "$prefix$id.manifest.json" | LC_ALL=C sort)" ] &&
-        pass "$name: the bucket holds exactly <prefix><id>.arca and .manifest.json" ||
-        fail "$name: the bucket holds exactly <prefix><id>.arca and .manifest.json" "$objs"
+    [ "$objs" = "$(printf '%s\n' "${prefix}p.$id.arca" "${prefix}p.$id.manifest.json" | LC_ALL=C sort)" ] &&
+        pass "$name: the bucket holds exactly <prefix>P.<id>.arca and .manifest.json" ||
+        fail "$name: the bucket holds exactly <prefix>P.<id>.arca and .manifest.json" "$objs"
     # s3rver's multipart ETag has no -N: the plugin's own account of the upload
-    parts=$(sed -n "s/.*'$id.arca': [0-9]* bytes in \([0-9]*\) parts.*/\1/p" "$T_TMP/$name.err"); parts=${parts:-1}
+    parts=$(sed -n "s/.*'p.$id.arca': [0-9]* bytes in \([0-9]*\) parts.*/\1/p" "$T_TMP/$name.err"); parts=${parts:-1}
     [ "$parts" -ge "$minparts" ] && pass "$name: archive stored in $parts part(s)" ||
         fail "$name: archive stored in >= $minparts part(s)" "$(grep parts "$T_TMP/$name.err")"
     expect_match "$name: list shows the backup" "^$id " "$("$ARCA" -c "$cfg" list p 2>&1)"
@@ -73,17 +73,17 @@ SMALLID=$ID
 round_trip multipart "dir/sub/" 3 "part_size = 5M" "upload_concurrency = 4" "list_max_keys = 1"
 MP=$ID
 mkdir -p "$T_TMP/dl"
-if aws s3 cp --only-show-errors "s3://$BUCKET/dir/sub/$MP.arca" "$T_TMP/dl/x.arca" 2>"$T_TMP/cp.err"; then
+if aws s3 cp --only-show-errors "s3://$BUCKET/dir/sub/p.$MP.arca" "$T_TMP/dl/x.arca" 2>"$T_TMP/cp.err"; then
     check "arca verify FILE accepts the archive aws downloaded" "$ARCA" verify "$T_TMP/dl/x.arca"
 else fail "aws s3 cp downloads the archive" "$(cat "$T_TMP/cp.err")"; fi
 # the folder prefix keeps backups apart: "dir/sub/" lists only its own flat names, not dir/one/ nor dir/sub/x/
-aws s3 cp --only-show-errors "s3://$BUCKET/dir/sub/$MP.manifest.json" "s3://$BUCKET/dir/sub/x/$MP.manifest.json"
+aws s3 cp --only-show-errors "s3://$BUCKET/dir/sub/p.$MP.manifest.json" "s3://$BUCKET/dir/sub/x/p.$MP.manifest.json"
 out=$("$ARCA" -c "$T_TMP/multipart.ini" list p 2>&1)
 expect_match "list under dir/sub/ shows its backup" "^$MP " "$out"
 if [ "$(grep -c "$MP" <<<"$out")" = 1 ] && ! grep -q "x/" <<<"$out"; then pass "list ignores keys in deeper folders"
 else fail "list ignores keys in deeper folders" "$out"; fi
 if grep -q "^${SMALLID:-none} " <<<"$out"; then fail "list ignores other prefixes" "$out"; else pass "list ignores other prefixes"; fi
 check "delete" "$ARCA" -c "$T_TMP/multipart.ini" delete p "$MP"
-left=$(objects "dir/sub/$MP")
+left=$(objects "dir/sub/p.$MP")
 [ -z "$left" ] && pass "delete removes the archive and its manifest" || fail "delete removes both objects" "$left"
 # (s3rver has no ListMultipartUploads; tests/e2e/s3.sh and s3_faults.sh check that against moto)

@@ -147,16 +147,16 @@ EOF
 expect_exit "config check accepts dirstore found on plugin_path" 0 "$IARCA" -c "$C" config check
 
 expect_exit "arca plugins lists the installed and the vendor plugins" 0 "$IARCA" -c "$C" plugins
-expect_match "... dirstore as a destination with ABI 1.0" "^dirstore +1\.0\.0 +destination +ABI 1\.0 " "$OUT"
-expect_match "... files from the install dir" "^files .* source .*ABI 1\.0" "$OUT"
-expect_match "... nfs from the install dir" "^nfs .* destination .*ABI 1\.0" "$OUT"
+expect_match "... dirstore as a destination with ABI 1.x" "^dirstore +1\.0\.0 +destination +ABI 1\.[0-9] " "$OUT"
+expect_match "... files from the install dir" "^files .* source .*ABI 1\.[0-9]" "$OUT"
+expect_match "... nfs from the install dir" "^nfs .* destination .*ABI 1\.[0-9]" "$OUT"
 expect_exit "arca plugins nfs" 0 "$IARCA" -c "$C" plugins nfs
 expect_match "... is the installed nfs.so, found relative to the binary" "^  $PREFIX_DIR/lib/arca/plugins/nfs\.so$" "$OUT"
 grep -q -- "$ROOT" <<<"$OUT" && fail "... not the build tree's" "$OUT" || pass "... not the build tree's"
 
 expect_exit "arca plugins dirstore" 0 "$IARCA" -c "$C" plugins dirstore
 o=$OUT
-expect_match "... names it, its role and ABI" "^dirstore 1\.0\.0 \(destination, ABI 1\.0\)" "$o"
+expect_match "... names it, its role and ABI" "^dirstore 1\.0\.0 \(destination, ABI 1\.[0-9]\)" "$o"
 expect_match "... shows its file on plugin_path" "^  $W/plugins/dirstore\.so$" "$o"
 expect_match "... shows root as a required string" "^  root +string +required" "$o"
 expect_match "... with its help" "existing directory that holds the objects" "$o"
@@ -169,26 +169,26 @@ expect_exit "backup to dirstore" 0 "$IARCA" -c "$C" backup solo
 id=$(tail -n 1 <<<"$OUT")
 expect_match "... prints the new id" "^[0-9]{8}T[0-9.]+Z-[0-9a-f]+$" "$id"
 objs=$(cd "$W/ds" && ls -A | tr '\n' ' ')
-[ "$objs" = "$id.arca $id.manifest.json " ] && pass "dirstore root holds exactly the archive and its manifest" \
+[ "$objs" = "solo.$id.arca solo.$id.manifest.json " ] && pass "dirstore root holds exactly the archive and its manifest" \
     || fail "dirstore root holds exactly the archive and its manifest" "ls -A: $objs"
-n=$(tar -tf "$W/ds/$id.arca" | grep -c '^files/big\.bin')
+n=$(tar -tf "$W/ds/solo.$id.arca" | grep -c '^files/big\.bin')
 [ "$n" -ge 3 ] && pass "the 3 MiB file is stored as several 1 MiB chunks" || fail "the 3 MiB file is stored as several 1 MiB chunks" "$n members"
 
 expect_exit "list solo" 0 "$IARCA" -c "$C" list solo
-expect_match "... shows the backup at dirstore" "^$id .* files .* ds$" "$OUT"
+expect_match "... shows the backup at dirstore" "^$id .*\(files\).* ds$" "$OUT"
 expect_exit "verify solo ID exits 0" 0 "$IARCA" -c "$C" verify solo "$id"
-expect_match "... having read the archive from dirstore" "verify ok: destination 'ds' \(dirstore\): $id\.arca" "$OUT"
+expect_match "... having read the archive from dirstore" "verify ok: destination 'ds' \(dirstore\): solo\.$id\.arca" "$OUT"
 expect_exit "restore solo latest --into an empty dir" 0 "$IARCA" -c "$C" restore solo latest --into back
 check "... is byte-identical (diff -r)" diff -r "$W/src" "$W/restored"
 
 # a corrupted object at dirstore must be caught on the way back
-cp "$W/ds/$id.arca" "$W/saved.arca"
-sz=$(stat -c %s "$W/ds/$id.arca")
-printf 'X' | dd of="$W/ds/$id.arca" bs=1 seek=$((sz / 2)) conv=notrunc status=none
+cp "$W/ds/solo.$id.arca" "$W/saved.arca"
+sz=$(stat -c %s "$W/ds/solo.$id.arca")
+printf 'X' | dd of="$W/ds/solo.$id.arca" bs=1 seek=$((sz / 2)) conv=notrunc status=none
 expect_exit "verify of a corrupted archive at dirstore exits 3" 3 "$IARCA" -c "$C" verify solo "$id"
-truncate -s $((sz - 4096)) "$W/ds/$id.arca"
+truncate -s $((sz - 4096)) "$W/ds/solo.$id.arca"
 expect_exit "verify of a truncated archive at dirstore exits 3" 3 "$IARCA" -c "$C" verify solo "$id"
-cp "$W/saved.arca" "$W/ds/$id.arca"
+cp "$W/saved.arca" "$W/ds/solo.$id.arca"
 
 # ---- the same plugin named by absolute path, no plugin_path ---------------------------
 
@@ -208,7 +208,7 @@ destination = dsabs
 EOF
 expect_exit "config check accepts plugin = /abs/path/dirstore.so" 0 "$IARCA" -c "$CA" config check
 expect_exit "arca plugins /abs/path/dirstore.so" 0 "$IARCA" -c "$CA" plugins "$VD/dirstore.so"
-expect_match "... describes it" "^dirstore 1\.0\.0 \(destination, ABI 1\.0\)" "$OUT"
+expect_match "... describes it" "^dirstore 1\.0\.0 \(destination, ABI 1\.[0-9]\)" "$OUT"
 expect_exit "backup to dirstore loaded by path" 0 "$IARCA" -c "$CA" backup p
 aid=$(tail -n 1 <<<"$OUT")
 expect_exit "list by path" 0 "$IARCA" -c "$CA" list p
@@ -222,7 +222,7 @@ fid=$(tail -n 1 <<<"$OUT")
 expect_exit "list fan" 0 "$IARCA" -c "$C" list fan
 expect_match "... dirstore lists the id" "^$fid .* ds2$" "$OUT"
 expect_match "... nfs lists the same id" "^$fid .* nfsd$" "$OUT"
-check "... both hold byte-identical archives" cmp "$W/ds2/$fid.arca" "$W/nfs/$fid.arca"
+check "... both hold byte-identical archives" cmp "$W/ds2/fan.$fid.arca" "$W/nfs/fan.$fid.arca"
 expect_exit "verify fan checks both destinations" 0 "$IARCA" -c "$C" verify fan "$fid"
 expect_match "... dirstore verified" "verify ok: destination 'ds2' \(dirstore\)" "$OUT"
 expect_match "... nfs verified" "verify ok: destination 'nfsd' \(nfs\)" "$OUT"
@@ -253,7 +253,7 @@ refuse wrong "$VD/wrong_abi.so"
 expect_exit "a plugin of ABI major 99: config check exits 2" 2 "$IARCA" -c "$W/wrong.ini" config check
 expect_match "... naming the .so" "$VD/wrong_abi\.so" "$OUT"
 expect_match "... and its ABI 99.x" "ABI 99\.3" "$OUT"
-expect_match "... and this arca's ABI 1.0" "ABI 1\.0" "$OUT"
+expect_match "... and this arca's ABI 1.x" "ABI 1\.[0-9]" "$OUT"
 
 refuse nosym "$VD/no_symbol.so"
 expect_exit "a .so without the entry symbol: config check exits 2" 2 "$IARCA" -c "$W/nosym.ini" config check
