@@ -28,7 +28,7 @@ PLUGINS     := $(filter-out common,$(notdir $(patsubst %/,%,$(wildcard plugins/*
 PLUGIN_SO   := $(patsubst %,$(BUILD)/plugins/%.so,$(PLUGINS))
 COMMON_SRC  := $(wildcard plugins/common/*.c)
 
-.PHONY: all check install demo clean unit deps
+.PHONY: all check install demo clean unit deps fuzz fuzz-build fuzz-bins
 all: $(BUILD)/arca $(PLUGIN_SO)
 
 $(BUILD)/core/%.o: core/%.c $(wildcard core/*.h) core/include/arca/plugin.h
@@ -61,6 +61,23 @@ unit: $(UNIT_BIN)
 check: all unit
 	tests/run
 
+# Fuzzing with clang's libFuzzer (Debian: clang-14, libclang-rt-14-dev). The core is
+# built again with ASan+UBSan in build-fuzz/; each tests/fuzz/fuzz_*.c harness runs
+# for FUZZ_SECONDS from its seed corpus, then replays every saved regression input.
+FUZZ_CC      ?= clang-14
+FUZZ_SECONDS ?= 60
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN     := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+fuzz-build:
+	$(MAKE) -s BUILD=build-fuzz CC=$(FUZZ_CC) SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" fuzz-bins
+fuzz-bins: $(FUZZ_BIN)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(CORE_LIBOBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CORE_CFLAGS) -fsanitize=fuzzer -o $@ $< $(CORE_LIBOBJ) $(CORE_LIBS)
+fuzz: fuzz-build
+	tests/fuzz/run build-fuzz/fuzz $(FUZZ_SECONDS)
+
 demo: all
 	tests/demo.sh
 
@@ -77,4 +94,4 @@ install: all
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/arca-plugin.pc
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) build-fuzz

@@ -91,3 +91,40 @@ expect_exit "ARCA_CONFIG is used when -c is absent" 0 env ARCA_CONFIG="$G" "$ARC
 expect_exit "no config anywhere exits 2" 2 env -u ARCA_CONFIG bash -c "cd / && '$ARCA' config check"
 expect_exit "a missing -c file exits 2 naming it" 2 "$ARCA" -c "$T_TMP/none.ini" config check
 expect_match "missing file named" "none.ini: cannot read config file" "$OUT"
+
+# ---- config and plugins only from places nobody else can write -------------------------
+# (as OpenSSH's StrictModes: root or the invoking user owns them, nobody else may write)
+U=$T_TMP/trust; mkdir -p "$U/plugins" "$U/shared"
+cp "$G" "$U/arca.ini"
+chmod 666 "$U/arca.ini"
+expect_exit "a world-writable config file is refused" 2 "$ARCA" -c "$U/arca.ini" config check
+expect_match "... naming it and the fix" "refusing config file $U/arca.ini: .*writable by everyone: fix with chmod o-w" "$OUT"
+chmod 644 "$U/arca.ini"; chmod 777 "$U"
+expect_exit "a config in a world-writable directory is refused" 2 "$ARCA" -c "$U/arca.ini" config check
+expect_match "... naming the directory" "$U is writable by everyone" "$OUT"
+chmod 755 "$U"
+if id nobody >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    chown nobody "$U/arca.ini"
+    expect_exit "a config owned by another user is refused" 2 "$ARCA" -c "$U/arca.ini" config check
+    expect_match "... naming the owner" "owned by uid $(id -u nobody)" "$OUT"
+    mkdir -p "$U/cwd"; cp "$G" "$U/cwd/arca.ini"; chown nobody "$U/cwd/arca.ini"
+    out=$(cd "$U/cwd" && env -u ARCA_CONFIG "$ARCA" config check 2>&1); rc=$?
+    [ "$rc" = 2 ] && pass "./arca.ini planted by another user is refused, not read" || fail "./arca.ini of another user refused" "rc=$rc $out"
+    chown root "$U/arca.ini"
+else
+    skip "a config owned by another user is refused" "needs root and a 'nobody' user to own the file"
+fi
+# a plugin directory others can write to: its .so is never loaded
+cp "$BUILD/plugins/files.so" "$U/plugins/files.so"
+cp "$BUILD/plugins/nfs.so" "$U/plugins/nfs.so"
+chmod 777 "$U/plugins"
+sed "/^\\[arca\\]/a plugin_path = $U/plugins" "$G" > "$U/pp.ini"
+expect_exit "plugin_path with a world-writable directory: config check fails" 2 env ARCA_PLUGIN_PATH= "$ARCA" -c "$U/pp.ini" config check
+expect_match "... refusing to load from it, naming the fix" "refusing to load plugin from directory $U/plugins: .*chmod o-w" "$OUT"
+expect_exit "arca plugins with such a directory on ARCA_PLUGIN_PATH" 0 env ARCA_PLUGIN_PATH="$U/plugins" "$ARCA" plugins
+expect_match "... warns and skips it" "skipping plugin directory $U/plugins" "$OUT"
+chmod 755 "$U/plugins"; chmod 666 "$U/plugins/files.so"
+expect_exit "a world-writable plugin file is refused" 2 env ARCA_PLUGIN_PATH= "$ARCA" -c "$U/pp.ini" config check
+expect_match "... naming it" "$U/plugins/files.so: refusing to load plugin: .*writable by everyone" "$OUT"
+chmod 644 "$U/plugins/files.so"
+expect_exit "the same directory, owned and safe, is used" 0 env ARCA_PLUGIN_PATH= "$ARCA" -c "$U/pp.ini" config check

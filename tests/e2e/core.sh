@@ -256,3 +256,19 @@ N=$("$ARCA" -c "$C" backup p 2>&1 >/dev/null)
 [ -z "$N" ] && pass "no progress line when stderr is not a TTY" || fail "no progress off a TTY" "$N"
 V=$("$ARCA" -v -c "$C" backup p 2>&1 >/dev/null)
 expect_match "-v logs an info line" "info: backup .* objects" "$V"
+
+# --- reader and writer share their limits: a chunk size the writer would refuse is refused ---
+printf '%s\n' "$(printf 'dir' | xxd -p)" > "$T_TMP/one.hex"
+python3 "$ROOT/tests/tools/mkarchive.py" "$T_TMP/huge-chunk.arca" p "$T_TMP/one.hex" 1073741824 >/dev/null
+expect_exit "an archive claiming 1 GiB chunks is refused (exit 3)" 3 "$ARCA" verify "$T_TMP/huge-chunk.arca"
+expect_match "... naming the limit the writer has too" "chunk_size from 65536 to 268435456" "$OUT"
+cat > "$T_TMP/bigchunk.ini" <<EOF2
+[arca]
+chunk_size = 1G
+EOF2
+expect_exit "... and the writer refuses chunk_size = 1G" 2 "$ARCA" -c "$T_TMP/bigchunk.ini" config check
+expect_match "... with the same range" "from 65536 to 268435456" "$OUT"
+python3 "$ROOT/tests/tools/mkarchive.py" "$T_TMP/max-chunk.arca" p "$T_TMP/one.hex" 268435456 >/dev/null
+/usr/bin/time -f %M -o "$T_TMP/rss" "$ARCA" verify "$T_TMP/max-chunk.arca" >/dev/null 2>&1
+kb=$(tail -n 1 "$T_TMP/rss")
+[ "$kb" -lt 65536 ] && pass "a small archive with the largest chunk size verifies in $((kb / 1024)) MiB" || fail "small archive, largest chunk size: under 64 MiB" "$((kb / 1024)) MiB"
