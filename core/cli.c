@@ -1,5 +1,5 @@
 /* arca command line: global flags, the config, dispatch to one command, and the
- * output helpers the commands share. Exit codes as DESIGN.md fixes them. */
+ * output helpers the commands share. Exit codes: util.h. */
 #include <inttypes.h>
 #include <locale.h>
 #include <signal.h>

@@ -17,33 +17,6 @@
 
 /* ---- byte streams: a file descriptor, a destination object ------------------------- */
 
-typedef struct fstream {
-    int fd;
-    int err;
-} fstream;
-
-static int fs_read(void *ud, void *buf, size_t cap, size_t *got)
-{
-    fstream *f = ud;
-    for (;;) {
-        ssize_t n = read(f->fd, buf, cap);
-        if (n < 0 && errno == EINTR && !g_interrupted)
-            continue;
-        if (n < 0) {
-            f->err = errno;
-            return errno == EINTR ? ARCA_ECANCELED : ARCA_EFAIL;
-        }
-        *got = (size_t)n;
-        return ARCA_OK;
-    }
-}
-
-static char *fs_error(void *ud)
-{
-    fstream *f = ud;
-    return xstrdup(f->err == EINTR ? "interrupted" : strerror(f->err));
-}
-
 typedef struct dstream {
     dest_get *g;
     char *err;
@@ -111,8 +84,9 @@ static int read_fd(source_file *f, inst *target, const void *ropts, read_stats *
         *err = xasprintf("%s: %s", f->where, strerror(errno));
         return ARCA_EFAIL;
     }
-    fstream fs = {f->fd, 0};
-    rd_stream in = {fs_read, &fs, f->where, fs_error};
+    fd_stream fs;
+    rd_stream in;
+    fd_stream_init(&in, &fs, f->fd, f->where, 0);
     return engine_read(&in, f->m, target, ropts, st, err);
 }
 
@@ -145,8 +119,9 @@ static int read_stream(const char *path, int copy_fd, read_stats *st, char **err
     int rc = open_input(path, &fd, err);
     if (rc)
         return rc;
-    fstream fs = {fd, 0};
-    rd_stream in = {fs_read, &fs, shown_path(path), fs_error};
+    fd_stream fs;
+    rd_stream in;
+    fd_stream_init(&in, &fs, fd, shown_path(path), 0);
     rc = engine_read_blind(&in, copy_fd, st, err);
     close(fd);
     return rc;
@@ -181,7 +156,7 @@ static int read_dest(pipeline *p, const cat_entry *e, manifest *m, inst *target,
     dstream ds = {NULL, NULL};
     int rc = dest_get_open(d, ar, 0, 0, &ds.g, err);
     if (rc == ARCA_OK) {
-        rd_stream in = {ds_read, &ds, *where, ds_error};
+        rd_stream in = {ds_read, &ds, *where, ds_error, NULL};
         rc = engine_read(&in, m, target, ropts, st, err);
         dest_get_close(ds.g);
     }

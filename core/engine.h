@@ -35,7 +35,16 @@ typedef struct rd_stream {
     void *ud;
     const char *where; /* file path or "destination 'd' (nfs): P.ID.arca" for messages */
     char *(*error)(void *ud); /* message for the last failed read (caller frees) */
+    /* optional: skip n bytes without reading them (a seekable file); bytes skipped or -1 */
+    int64_t (*skip)(void *ud, int64_t n);
 } rd_stream;
+
+/* A file descriptor as an rd_stream (skips by seeking when `seekable`). */
+typedef struct fd_stream {
+    int fd;
+    int err;
+} fd_stream;
+void fd_stream_init(rd_stream *in, fd_stream *fs, int fd, const char *where, int seekable);
 
 typedef struct read_stats {
     uint64_t members, objects, raw_bytes, stored_bytes, archive_bytes;

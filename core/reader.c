@@ -93,6 +93,60 @@ static la_ssize_t ar_read_cb(struct archive *a, void *ud, const void **buf)
     return (la_ssize_t)got;
 }
 
+static la_int64_t ar_skip_cb(struct archive *a, void *ud, la_int64_t request)
+{
+    rd *r = ud;
+    (void)a;
+    int64_t n = r->in->skip(r->in->ud, request);
+    if (n < 0) {
+        r->io_failed = 1;
+        return 0; /* libarchive then reads instead, and the read reports the error */
+    }
+    r->st->archive_bytes += (uint64_t)n;
+    return n;
+}
+
+/* ---- file descriptors as streams --------------------------------------------------- */
+
+static int fd_read(void *ud, void *buf, size_t cap, size_t *got)
+{
+    fd_stream *f = ud;
+    for (;;) {
+        ssize_t n = read(f->fd, buf, cap);
+        if (n < 0 && errno == EINTR && !g_interrupted)
+            continue;
+        if (n < 0) {
+            f->err = errno;
+            return errno == EINTR ? ARCA_ECANCELED : ARCA_EFAIL;
+        }
+        *got = (size_t)n;
+        return ARCA_OK;
+    }
+}
+
+static char *fd_error(void *ud)
+{
+    fd_stream *f = ud;
+    return xstrdup(f->err == EINTR ? "interrupted" : strerror(f->err));
+}
+
+static int64_t fd_skip(void *ud, int64_t n)
+{
+    fd_stream *f = ud;
+    if (lseek(f->fd, n, SEEK_CUR) < 0) {
+        f->err = errno;
+        return -1;
+    }
+    return n;
+}
+
+void fd_stream_init(rd_stream *in, fd_stream *fs, int fd, const char *where, int seekable)
+{
+    fs->fd = fd;
+    fs->err = 0;
+    *in = (rd_stream){fd_read, fs, where, fd_error, seekable ? fd_skip : NULL};
+}
+
 /* A libarchive failure is an I/O error if our stream failed, else a malformed archive. */
 static int ar_problem(rd *r, const char *ctx)
 {
@@ -512,6 +566,15 @@ const char *engine_feed_info(arca_feed *f, const char *key)
 
 /* ---- driving a read ----------------------------------------------------------- */
 
+static int rd_open(rd *r)
+{
+    if (r->in->skip && r->copy_fd < 0)
+        archive_read_set_skip_callback(r->ar, ar_skip_cb);
+    if (archive_read_open2(r->ar, r, NULL, ar_read_cb, NULL, NULL) != ARCHIVE_OK)
+        return ar_problem(r, "opening");
+    return 0;
+}
+
 static void rd_init(rd *r, rd_stream *in, uint64_t chunk_size, read_stats *st)
 {
     memset(r, 0, sizeof *r);
@@ -573,8 +636,7 @@ int engine_read(rd_stream *in, manifest *m, inst *target, const void *ropts, rea
     rd_init(&r, in, mf_chunk_size(m), st);
     r.m = m;
     r.members = mf_members(m);
-    if (archive_read_open2(r.ar, &r, NULL, ar_read_cb, NULL, NULL) != ARCHIVE_OK)
-        ar_problem(&r, "opening");
+    rd_open(&r);
     progress_start(target ? "restore" : "verify");
     if (!r.err && target) {
         r.dirs = mf_objects(m);
@@ -720,8 +782,8 @@ int engine_read_blind(rd_stream *in, int copy_fd, read_stats *st, char **err)
     json_t *hdr = NULL;
     if (!seenf)
         rd_fail(&r, ARCA_EFAIL, e ? e : xasprintf("cannot open a temporary file: %s", strerror(errno)));
-    else if (archive_read_open2(r.ar, &r, NULL, ar_read_cb, NULL, NULL) != ARCHIVE_OK)
-        ar_problem(&r, "opening");
+    else
+        rd_open(&r);
     progress_start("verify");
     if (!r.err)
         blind_members(&r, seenf, &nseen, &mfd, &mlen, &hdr);
@@ -752,58 +814,37 @@ int engine_read_blind(rd_stream *in, int copy_fd, read_stats *st, char **err)
 
 /* ---- locating the header and the manifest in a file ------------------------------- */
 
+/* The same member checks as every read, skipping the payload by seeking. */
 int engine_locate(int fd, const char *where, json_t **header, uint64_t *moff, uint64_t *mlen, char **err)
 {
-    struct archive *a = archive_read_new();
-    struct archive_entry *e;
-    archive_read_support_format_tar(a);
+    fd_stream fs;
+    rd_stream in;
+    read_stats st;
+    rd r;
+    fd_stream_init(&in, &fs, fd, where, 1);
+    rd_init(&r, &in, ARCA_MIN_CHUNK, &st);
     *header = NULL;
-    int rc = ARCA_OK, n = 0, found = 0;
-    if (lseek(fd, 0, SEEK_SET) < 0 || archive_read_open_fd(a, fd, 1 << 16) != ARCHIVE_OK) {
-        *err = xasprintf("%s: not an arca archive: %s", where, archive_error_string(a) ? archive_error_string(a) : strerror(errno));
-        archive_read_free(a);
-        return ARCA_EINTEGRITY;
-    }
-    while (rc == ARCA_OK) {
-        int r = archive_read_next_header(a, &e);
-        if (r == ARCHIVE_EOF)
-            break;
-        if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
-            *err = xasprintf("%s: %s (truncated or malformed archive)", where, archive_error_string(a));
-            rc = ARCA_EINTEGRITY;
-            break;
-        }
-        const char *name = archive_entry_pathname_utf8(e) ? archive_entry_pathname_utf8(e) : archive_entry_pathname(e);
-        la_int64_t size = archive_entry_size(e);
-        n++;
-        if (n == 1 && (!name || strcmp(name, ARCA_HEADER_MEMBER) || size < 0 || size > ARCA_MAX_HEADER)) {
-            char *shown = text_printable(name ? name : "?");
-            *err = xasprintf("%s: not an arca archive: first member is '%s', not %s", where, shown, ARCA_HEADER_MEMBER);
-            free(shown);
-            rc = ARCA_EINTEGRITY;
-        } else if (n == 1) {
-            char *buf = xmalloc((size_t)size + 1);
-            la_ssize_t got = 0, k;
-            while (got < size && (k = archive_read_data(a, buf + got, (size_t)(size - got))) > 0)
-                got += k;
-            *header = got == size ? json_loadb(buf, (size_t)size, 0, NULL) : NULL;
-            free(buf);
-            if (!json_is_object(*header)) {
-                *err = xasprintf("%s: %s is truncated or not a JSON object", where, ARCA_HEADER_MEMBER);
-                rc = ARCA_EINTEGRITY;
-            }
-        } else if (name && !strcmp(name, ARCA_MANIFEST_MEMBER) && size >= 0) {
-            /* the archive is read through the fd: bytes consumed is where the data starts */
-            *moff = (uint64_t)archive_filter_bytes(a, 0);
-            *mlen = (uint64_t)size;
-            found = 1;
+    int found = 0;
+    if (lseek(fd, 0, SEEK_SET) < 0)
+        rd_fail(&r, ARCA_EFAIL, xasprintf("%s: %s", where, strerror(errno)));
+    else
+        rd_open(&r);
+    const char *name;
+    uint64_t size;
+    int k = 0;
+    while (!r.err && (k = next_member(&r, &name, &size)) == 1) {
+        if (r.nmembers == 1)
+            read_header(&r, size, header);
+        else if (!strcmp(name, ARCA_MANIFEST_MEMBER)) {
+            /* bytes consumed so far is where its data starts */
+            *moff = (uint64_t)archive_filter_bytes(r.ar, 0);
+            *mlen = size;
+            r.saw_manifest = found = 1;
         }
     }
-    archive_read_free(a);
-    if (rc == ARCA_OK && !found) {
-        *err = xasprintf("%s: archive has no MANIFEST.json: truncated or unfinished backup", where);
-        rc = ARCA_EINTEGRITY;
-    }
+    if (!r.err && !found)
+        rd_fail(&r, ARCA_EINTEGRITY, xasprintf("%s: archive has no MANIFEST.json: truncated or unfinished backup", where));
+    int rc = rd_done(&r, err);
     if (rc != ARCA_OK) {
         json_decref(*header);
         *header = NULL;

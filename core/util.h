@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include "arca/plugin.h"
 
-/* Exit codes fixed by DESIGN.md. */
+/* Exit codes (README, "The commands"). */
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_INTEGRITY = 3 };
 
 /* A list of user-facing error messages (config check reports all of them). */
