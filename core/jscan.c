@@ -31,6 +31,7 @@ void js_free(jscan *s)
 void js_seek(jscan *s, uint64_t pos)
 {
     s->pos = pos;
+    s->ioerr = 0;
     if (pos < s->bstart || pos > s->bstart + s->blen) {
         s->bstart = pos;
         s->blen = 0;

@@ -128,6 +128,8 @@ struct manifest {
     uint32_t *obj_chunks;      /* ordinal -> chunks */
     unsigned char *obj_kind;   /* ordinal -> arca_obj_kind */
     unsigned char digest[32];
+    jscan rnd;                 /* for mf_object_at: its buffer serves neighbouring records */
+    int rnd_open;
 };
 
 int mf_version(const manifest *m) { return m->version; }
@@ -151,6 +153,8 @@ void mf_close(manifest *m)
     free(m->obj_off);
     free(m->obj_chunks);
     free(m->obj_kind);
+    if (m->rnd_open)
+        js_free(&m->rnd);
     free(m);
 }
 
@@ -781,6 +785,11 @@ void mf_cursor_free(mf_cursor *c)
     free(c);
 }
 
+arca_obj_kind mf_object_kind(const manifest *m, uint32_t ord)
+{
+    return ord < m->nobj ? (arca_obj_kind)m->obj_kind[ord] : 0;
+}
+
 int mf_object_at(manifest *m, uint32_t ord, mf_obj *o, char **err)
 {
     memset(o, 0, sizeof *o);
@@ -788,16 +797,17 @@ int mf_object_at(manifest *m, uint32_t ord, mf_obj *o, char **err)
         *err = xasprintf("%s: no object %u", m->where, ord);
         return -1;
     }
-    jscan s;
-    js_init(&s, m->fd, m->off, m->len);
-    js_seek(&s, m->obj_off[ord]);
+    if (!m->rnd_open) {
+        js_init(&m->rnd, m->fd, m->off, m->len);
+        m->rnd_open = 1;
+    }
+    js_seek(&m->rnd, m->obj_off[ord]);
     char *t = NULL;
     size_t n = 0;
     mf_err e = {0, NULL};
-    int rc = js_value(&s, ARCA_MAX_RECORD, &t, &n, NULL) ? io_or_syntax(&e, m, &s, "object record")
-                                                         : parse_object(m, t, n, ord, o, &e);
+    int rc = js_value(&m->rnd, ARCA_MAX_RECORD, &t, &n, NULL) ? io_or_syntax(&e, m, &m->rnd, "object record")
+                                                              : parse_object(m, t, n, ord, o, &e);
     free(t);
-    js_free(&s);
     if (rc)
         *err = e.msg;
     return rc;

@@ -113,6 +113,8 @@ const char *mf_cursor_error(const mf_cursor *c);
 void mf_cursor_free(mf_cursor *c);
 /* Object record number `ord` (random access through the index). */
 int mf_object_at(manifest *m, uint32_t ord, mf_obj *o, char **err);
+/* The kind of object `ord`, from the index (no record is read). */
+arca_obj_kind mf_object_kind(const manifest *m, uint32_t ord);
 
 /* The start of a manifest only: its header and totals, read without touching
  * the lists (version 2 puts both first; a version-1 manifest has no totals

@@ -43,7 +43,8 @@ typedef struct rd {
     EVP_MD_CTX *md;
     int nmembers, saw_manifest, at_end;
     mf_cursor *members;   /* lockstep with the payload members */
-    mf_cursor *dirs;      /* DIR/SYMLINK objects handed out first on restore */
+    int dirs;             /* restore: DIR/SYMLINK objects are handed out first */
+    uint32_t next_dir;    /* ... the next object ordinal to look at */
     mf_mem mm;            /* the manifest member just verified */
     cslot cache[OBJ_CACHE];
     uint64_t tick;
@@ -509,17 +510,14 @@ int engine_feed_next(arca_feed *f, arca_entry *e)
     if (g_interrupted)
         return rd_fail(r, ARCA_ECANCELED, xstrdup("interrupted"));
     /* directories and symlinks first, straight from the manifest */
-    while (r->dirs) {
-        int more = mf_next_object(r->dirs, &r->dirobj);
-        if (more < 0)
-            return rd_fail(r, ARCA_EFAIL, xstrdup(mf_cursor_error(r->dirs)));
-        if (more == 0) {
-            mf_cursor_free(r->dirs);
-            r->dirs = NULL;
-            break;
-        }
-        if (r->dirobj.info.kind == ARCA_OBJ_DATA)
-            continue;
+    while (r->dirs && r->next_dir < mf_nobjects(r->m)) {
+        uint32_t ord = r->next_dir++;
+        if (mf_object_kind(r->m, ord) == ARCA_OBJ_DATA)
+            continue; /* known from the index: its record is not even read */
+        char *e2 = NULL;
+        mf_obj_clear(&r->dirobj);
+        if (mf_object_at(r->m, ord, &r->dirobj, &e2))
+            return rd_fail(r, ARCA_EFAIL, e2);
         r->cur = &r->dirobj;
         e->info = r->dirobj.info;
         r->st->objects++;
@@ -608,7 +606,6 @@ static int rd_done(rd *r, char **err)
     mf_obj_clear(&r->dirobj);
     mf_mem_clear(&r->mm);
     mf_cursor_free(r->members);
-    mf_cursor_free(r->dirs);
     archive_read_free(r->ar);
     ZSTD_freeDCtx(r->dctx);
     EVP_MD_CTX_free(r->md);
@@ -639,7 +636,7 @@ int engine_read(rd_stream *in, manifest *m, inst *target, const void *ropts, rea
     rd_open(&r);
     progress_start(target ? "restore" : "verify");
     if (!r.err && target) {
-        r.dirs = mf_objects(m);
+        r.dirs = 1;
         int rc = target->plug->desc->source->restore(target->state, (arca_feed *)&r, ropts);
         if (rc != ARCA_OK && !r.err)
             rd_fail(&r, rc, inst_take_error(target, rc, "restore failed"));

@@ -63,6 +63,10 @@ typedef struct fs_restore {
     uint64_t tick, done;
     fs_laters dirs, links;
     size_t owner_failures;
+    /* the directory of the last file, kept open: files mostly come directory by directory */
+    char *pdir;
+    size_t pdir_len;
+    int pdir_fd;
 } fs_restore;
 
 static int fs_refuse(fs_restore *r, const char *name, const char *why)
@@ -79,6 +83,34 @@ static int fs_fail(fs_restore *r, const char *name, int err)
                            "directory (%s)", name, r->target, strerror(err));
     return r->h->error(r->h, ARCA_EFAIL, "cannot restore '%s' into %s: %s", name, r->target,
                        strerror(err));
+}
+
+/* The directory holding `name`'s last component, opened without following
+ * links (fs_open_parent) and cached for the next name in the same directory.
+ * The fd is borrowed: callers do not close it. */
+static int fs_parent(fs_restore *r, const char *name, int create, const char **leaf)
+{
+    const char *slash = strrchr(name, '/');
+    size_t len = slash ? (size_t)(slash - name) : 0;
+    if (r->pdir_fd >= 0 && len == r->pdir_len && (!len || !memcmp(r->pdir, name, len))) {
+        *leaf = slash ? slash + 1 : name;
+        return r->pdir_fd;
+    }
+    int fd = fs_open_parent(r->root, name, create, leaf);
+    if (fd < 0)
+        return fd;
+    char *copy = len ? strndup(name, len) : NULL;
+    if (len && !copy) {
+        close(fd);
+        return -ENOMEM;
+    }
+    if (r->pdir_fd >= 0)
+        close(r->pdir_fd);
+    free(r->pdir);
+    r->pdir = copy;
+    r->pdir_len = len;
+    r->pdir_fd = fd;
+    return fd;
 }
 
 static int fs_later_cmp(const void *a, const void *b)
@@ -399,16 +431,16 @@ static int fs_create_tmp(int parent, char tmp[32])
 static int fs_create_file(fs_restore *r, const arca_entry *e, fs_pending *p, struct stat *st)
 {
     const char *name = e->info.name, *leaf;
-    int parent = fs_open_parent(r->root, name, 1, &leaf);
+    int parent = fs_parent(r, name, 1, &leaf);
     if (parent < 0)
         return fs_fail(r, name, -parent);
     struct stat old;
     int err = 0;
-    /* without --force the target was empty: anything there now is someone else's */
-    if (fstatat(parent, leaf, &old, AT_SYMLINK_NOFOLLOW) == 0)
-        err = !r->force ? EEXIST : S_ISDIR(old.st_mode) ? EISDIR : 0;
+    /* with --force a directory in the way is an error; without, the rename into
+     * place refuses whatever is there */
+    if (r->force && fstatat(parent, leaf, &old, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(old.st_mode))
+        err = EISDIR;
     int fd = err ? -err : fs_create_tmp(parent, p->tmp);
-    close(parent);
     if (fd < 0)
         return fs_fail(r, name, -fd);
     if (fstat(fd, st) < 0) {
@@ -459,13 +491,12 @@ static int fs_reopen(fs_restore *r, fs_pending *p)
 {
     fs_make_room(r);
     const char *leaf;
-    int parent = fs_open_parent(r->root, p->name, 0, &leaf);
+    int parent = fs_parent(r, p->name, 0, &leaf);
     if (parent < 0)
         return fs_fail(r, p->name, -parent);
     (void)leaf;
     int fd = openat(parent, p->tmp, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
     int err = errno;
-    close(parent);
     if (fd < 0)
         return fs_fail(r, p->name, err);
     struct stat st;
@@ -485,7 +516,7 @@ static int fs_reopen(fs_restore *r, fs_pending *p)
 static int fs_rename_into_place(fs_restore *r, fs_pending *p)
 {
     const char *leaf;
-    int parent = fs_open_parent(r->root, p->name, 0, &leaf);
+    int parent = fs_parent(r, p->name, 0, &leaf);
     if (parent < 0)
         return fs_fail(r, p->name, -parent);
     struct stat st;
@@ -497,7 +528,6 @@ static int fs_rename_into_place(fs_restore *r, fs_pending *p)
               : renameat(parent, p->tmp, parent, leaf) < 0 ? errno : 0;
     else
         err = renameat2(parent, p->tmp, parent, leaf, RENAME_NOREPLACE) < 0 ? errno : 0;
-    close(parent);
     if (err == ESTALE)
         return r->h->error(r->h, ARCA_EFAIL, "cannot restore '%s' into %s: its temporary file was changed by "
                            "someone else during the restore", p->name, r->target);
@@ -601,6 +631,7 @@ int files_restore(void *inst, arca_feed *feed, const void *ropts)
         .feed = feed,
         .target = fi->cfg->path,
         .root = -1,
+        .pdir_fd = -1,
         .force = ro && ro->force,
         .owner = geteuid() == 0 && !(ro && ro->no_owner),
     };
@@ -637,6 +668,9 @@ int files_restore(void *inst, arca_feed *feed, const void *ropts)
     free(r.pend);
     fs_laters_free(&r.dirs);
     fs_laters_free(&r.links);
+    if (r.pdir_fd >= 0)
+        close(r.pdir_fd);
+    free(r.pdir);
     if (r.root >= 0)
         close(r.root);
     return rc;

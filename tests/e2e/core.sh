@@ -159,6 +159,9 @@ expect_match "symlink member named" "lnk.*symbolic link.*refused" "$OUT"
 craft extra -- arca.json files/a.txt.000000.zst evil MANIFEST.json
 expect_exit "member not in the manifest: refused with exit 3" 3 "$ARCA" verify "$CR/extra.arca"
 expect_match "unlisted member named" "'evil' comes after the manifest's last member: unlisted" "$OUT"
+craft renamed -s ',^files/a\.txt,files/b.txt,' -- arca.json files/a.txt.000000.zst MANIFEST.json
+expect_exit "a member renamed (same bytes, same size): refused with exit 3" 3 "$ARCA" verify "$CR/renamed.arca"
+expect_match "... as not the member the manifest lists next" "'files/b.txt.000000.zst' is not the member the manifest lists next \('files/a.txt.000000.zst'\)" "$OUT"
 craft dup -- arca.json files/a.txt.000000.zst files/a.txt.000000.zst MANIFEST.json
 expect_exit "duplicate member: refused with exit 3" 3 "$ARCA" verify "$CR/dup.arca"
 expect_match "duplicate named" "a.txt.000000.zst' comes after the manifest's last member: unlisted or duplicated" "$OUT"
