@@ -1,6 +1,7 @@
 /* The catalogue (see catalog.h): naming, listing, resolving and loading backups. */
 #include "catalog.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "names.h"
 
 #define HEAD_FIRST (64u << 10) /* a catalogue's header and totals fit in this, nearly always */
+#define HEAD_READERS 8         /* catalogue starts read at once: a listing is latency, not bandwidth */
 
 const char *pipeline_name_problem(const char *name)
 {
@@ -202,6 +204,69 @@ static int read_head(pipeline *p, cat_entry *e, char **err)
     return rc;
 }
 
+/* Reads the heads of the entries for which want() says so, HEAD_READERS at a
+ * time; an entry whose head cannot be read keeps header == NULL (warned). */
+typedef struct head_pool {
+    pipeline *p;
+    cat_list *l;
+    int (*want)(const cat_entry *e, const void *arg);
+    const void *arg;
+    size_t next;
+    pthread_mutex_t mu;
+} head_pool;
+
+static void *head_worker(void *arg)
+{
+    head_pool *h = arg;
+    for (;;) {
+        pthread_mutex_lock(&h->mu);
+        size_t i = h->next;
+        while (i < h->l->n && !h->want(&h->l->v[i], h->arg))
+            i++;
+        h->next = i + 1;
+        pthread_mutex_unlock(&h->mu);
+        if (i >= h->l->n || g_interrupted)
+            return NULL;
+        char *e2 = NULL;
+        if (read_head(h->p, &h->l->v[i], &e2) != ARCA_OK) {
+            log_msg(ARCA_LOG_WARN, "%s", e2);
+            free(e2);
+        }
+    }
+}
+
+static void read_heads(pipeline *p, cat_list *l, int (*want)(const cat_entry *, const void *), const void *arg)
+{
+    head_pool h = {p, l, want, arg, 0, PTHREAD_MUTEX_INITIALIZER};
+    size_t n = 0;
+    for (size_t i = 0; i < l->n; i++)
+        n += want(&l->v[i], arg) != 0;
+    pthread_t th[HEAD_READERS];
+    int started = 0;
+    for (; n > 1 && started < HEAD_READERS && (size_t)started < n; started++)
+        if (pthread_create(&th[started], NULL, head_worker, &h))
+            break;
+    head_worker(&h); /* this thread works too (and alone for a single entry) */
+    for (int i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    pthread_mutex_destroy(&h.mu);
+}
+
+typedef struct want_arg {
+    const char *pipeline; /* NULL: every pipeline's */
+    int heads;
+} want_arg;
+
+/* A format-1 entry is always read (its header says whose it is); others when
+ * their heads were asked for. */
+static int want_head(const cat_entry *e, const void *arg)
+{
+    const want_arg *w = arg;
+    if (!e->pipeline)
+        return 1;
+    return w->heads && (!w->pipeline || !strcmp(e->pipeline, w->pipeline));
+}
+
 static void keep(cat_list *l, size_t *w, size_t i)
 {
     l->v[(*w)++] = l->v[i];
@@ -226,22 +291,12 @@ int cat_pipeline(pipeline *p, const char *dest, int heads, cat_list *out, char *
         return ARCA_ECONFIG;
     }
     merge(out);
+    want_arg wa = {p->name, heads};
+    read_heads(p, out, want_head, &wa);
     size_t w = 0;
     for (size_t i = 0; i < out->n; i++) {
         cat_entry *e = &out->v[i];
-        int mine = e->pipeline && !strcmp(e->pipeline, p->name);
-        if (!e->pipeline || (mine && heads)) {
-            /* a format-1 backup belongs to the pipeline its header names */
-            char *e2 = NULL;
-            if (read_head(p, e, &e2) != ARCA_OK) {
-                if (mine) {
-                    log_msg(ARCA_LOG_WARN, "%s", e2);
-                    e->owner = xstrdup(p->name);
-                }
-                free(e2);
-            }
-            mine = mine || (e->owner && !strcmp(e->owner, p->name));
-        }
+        int mine = e->pipeline ? !strcmp(e->pipeline, p->name) : e->owner && !strcmp(e->owner, p->name);
         if (mine)
             keep(out, &w, i);
         else
@@ -262,18 +317,11 @@ int cat_all(pipeline *p, int heads, cat_list *out, char **err)
         }
     }
     merge(out);
-    for (size_t i = 0; i < out->n; i++) {
-        cat_entry *e = &out->v[i];
-        if (heads || !e->pipeline) {
-            char *e2 = NULL;
-            if (read_head(p, e, &e2) != ARCA_OK) {
-                log_msg(ARCA_LOG_WARN, "%s", e2);
-                free(e2);
-            }
-        }
-        if (!e->owner && e->pipeline)
-            e->owner = xstrdup(e->pipeline);
-    }
+    want_arg wa = {NULL, heads};
+    read_heads(p, out, want_head, &wa);
+    for (size_t i = 0; i < out->n; i++)
+        if (!out->v[i].owner && out->v[i].pipeline)
+            out->v[i].owner = xstrdup(out->v[i].pipeline);
     return ARCA_OK;
 }
 

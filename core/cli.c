@@ -26,6 +26,7 @@ static void usage(FILE *f)
           "  restore PIPELINE [ID|latest] [--into SOURCE] [--destination NAME] [source flags]\n"
           "  restore --from FILE.arca|- --into SOURCE [source flags]\n"
           "  delete PIPELINE ID\n"
+          "  cleanup PIPELINE [--older-than AGE] [--dry-run]   leftovers of interrupted backups (AGE: 24h)\n"
           "  plugins [NAME]                      found plugins, their options\n"
           "  config check                        validate every section of the config\n"
           "Config: -c FILE, else $ARCA_CONFIG, else ./arca.ini, else /etc/arca/arca.ini;\n"
@@ -151,7 +152,8 @@ static const struct {
     int (*fn)(int, char **);
 } commands[] = {
     {"backup", cmd_backup}, {"list", cmd_list},       {"verify", cmd_verify}, {"inspect", cmd_inspect},
-    {"restore", cmd_restore}, {"delete", cmd_delete}, {"plugins", cmd_plugins}, {"config", cmd_config},
+    {"restore", cmd_restore}, {"delete", cmd_delete}, {"cleanup", cmd_cleanup}, {"plugins", cmd_plugins},
+    {"config", cmd_config},
 };
 
 int main(int argc, char **argv)

@@ -32,6 +32,7 @@ void print_text(FILE *f, const char *s);
 int cmd_backup(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_delete(int argc, char **argv);
+int cmd_cleanup(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_restore(int argc, char **argv);

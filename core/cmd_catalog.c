@@ -1,6 +1,7 @@
 /* arca list PIPELINE [--all] and arca delete PIPELINE ID: the catalogue commands. */
 #include <inttypes.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -153,6 +154,86 @@ int cmd_delete(int argc, char **argv)
         failed = 1;
     }
     cat_list_free(&l);
+    close_pipeline(p, s);
+    return failed ? EXIT_FAIL : EXIT_OK;
+}
+
+/* ---- cleanup: leftovers of interrupted backups ------------------------------------ */
+
+typedef struct cleanup_ctx {
+    inst *d;
+    int dry_run;
+    size_t n;
+    json_t *rows;
+} cleanup_ctx;
+
+static int cleanup_cb(void *ud, const arca_object_stat *st)
+{
+    cleanup_ctx *c = ud;
+    char when[32] = "?", sz[32];
+    if (st->mtime_sec > 0)
+        iso_time(st->mtime_sec, when, sizeof when);
+    human_size(st->size, sz, sizeof sz);
+    c->n++;
+    if (g_json) {
+        json_array_append_new(c->rows, json_pack("{s:s,s:s,s:s,s:I,s:b}", "destination", c->d->name, "name", st->name,
+                                                 "started", when, "bytes", (json_int_t)st->size, "removed", !c->dry_run));
+        return 0;
+    }
+    printf("%s %s: ", c->dry_run ? "would remove" : "removed", c->d->label);
+    print_text(stdout, st->name);
+    printf(" (started %s, %s so far)\n", when, sz);
+    return 0;
+}
+
+/* arca cleanup PIPELINE [--older-than AGE] [--dry-run]: temporaries and
+ * unfinished uploads that interrupted backups of this pipeline left behind. */
+int cmd_cleanup(int argc, char **argv)
+{
+    int64_t age = 24 * 3600;
+    int dry = 0;
+    const char *pname = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--dry-run"))
+            dry = 1;
+        else if (!strcmp(argv[i], "--older-than") && i + 1 < argc) {
+            if (parse_age(argv[++i], &age))
+                return usage_error("--older-than takes an age such as 90m, 24h or 7d, not '%s'", argv[i]);
+        } else if (!strncmp(argv[i], "--older-than=", 13)) {
+            if (parse_age(argv[i] + 13, &age))
+                return usage_error("--older-than takes an age such as 90m, 24h or 7d, not '%s'", argv[i] + 13);
+        } else if (argv[i][0] != '-' && !pname)
+            pname = argv[i];
+        else
+            return usage_error("cleanup takes PIPELINE [--older-than AGE] [--dry-run], not '%s'", argv[i]);
+    }
+    if (!pname)
+        return usage_error("cleanup takes PIPELINE [--older-than AGE] [--dry-run]%s", "");
+    int rc = 0;
+    session *s;
+    pipeline *p = open_pipeline(pname, &s, &rc);
+    if (!p)
+        return rc;
+    char *prefix = xasprintf("%s.", p->name);
+    int64_t before = (int64_t)time(NULL) - age;
+    int failed = 0;
+    json_t *rows = json_array();
+    for (size_t i = 0; i < p->ndests; i++) {
+        cleanup_ctx c = {p->dests[i], dry, 0, rows};
+        char *err = NULL;
+        int st = dest_cleanup(p->dests[i], prefix, before, dry, cleanup_cb, &c, &err);
+        if (st != ARCA_OK) {
+            fprintf(stderr, "arca: error: %s\n", err);
+            failed = 1;
+        } else if (!g_json && !c.n) {
+            printf("nothing to clean up at %s\n", p->dests[i]->label);
+        }
+        free(err);
+    }
+    if (g_json)
+        print_json(rows);
+    json_decref(rows);
+    free(prefix);
     close_pipeline(p, s);
     return failed ? EXIT_FAIL : EXIT_OK;
 }

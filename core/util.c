@@ -152,6 +152,28 @@ int parse_size(const char *s, uint64_t *out)
     return 0;
 }
 
+int parse_age(const char *s, int64_t *seconds)
+{
+    char *end;
+    if (!s || *s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    int64_t unit = 1;
+    switch (*end) {
+    case 0: case 's': break;
+    case 'm': unit = 60; break;
+    case 'h': unit = 3600; break;
+    case 'd': unit = 86400; break;
+    case 'w': unit = 7 * 86400; break;
+    default: return -1;
+    }
+    if (errno || (*end && end[1]) || v > INT64_MAX / unit)
+        return -1;
+    *seconds = (int64_t)v * unit;
+    return 0;
+}
+
 int parse_int64(const char *s, int64_t *out)
 {
     char *end;

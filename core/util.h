@@ -36,6 +36,8 @@ int exit_code_for(int status);
 /* Parse "64K", "8M", "1G", "2T" or plain bytes. 0 ok, -1 bad syntax/overflow. */
 int parse_size(const char *s, uint64_t *out);
 int parse_int64(const char *s, int64_t *out);
+/* "90", "90s", "30m", "24h", "7d", "2w" in seconds. 0 ok, -1 bad syntax. */
+int parse_age(const char *s, int64_t *seconds);
 int parse_bool(const char *s, int *out);
 
 /* Hex of n bytes into out (2n+1 bytes). */
