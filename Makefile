@@ -54,7 +54,7 @@ UNIT_HELP   := $(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c))
 # plugin sources too: some unit tests compile a plugin's server-free files in directly
 $(BUILD)/tests/%: tests/unit/%.c $(UNIT_HELP) $(wildcard tests/unit/*.h) $(CORE_LIBOBJ) $(wildcard plugins/*/*.c plugins/*/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(CORE_CFLAGS) -Itests/unit -o $@ $< $(UNIT_HELP) $(CORE_LIBOBJ) $(CORE_LIBS) $(shell $(PKG_CONFIG) --libs cmocka)
+	$(CC) $(ALL_CFLAGS) $(CORE_CFLAGS) -Itests/unit -Iplugins/common -o $@ $< $(UNIT_HELP) $(CORE_LIBOBJ) $(CORE_LIBS) $(shell $(PKG_CONFIG) --libs cmocka)
 unit: $(UNIT_BIN)
 
 check: all unit
