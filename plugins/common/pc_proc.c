@@ -177,6 +177,12 @@ int pc_proc_run(const pc_proc *p, int *status, char *err, size_t errlen)
 
     *status = 0;
     err[0] = '\0';
+    /* Checked here because posix_spawn may report a failed exec only as exit
+     * status 127 of the child (it does under valgrind): say it plainly. */
+    if (access(cmd, X_OK) != 0) {
+        snprintf(err, errlen, "cannot run %s: %s", cmd, strerror(errno));
+        return ARCA_EFAIL;
+    }
     if ((p->input && pipe2(in, O_CLOEXEC) < 0) || (want_out && pipe2(o, O_CLOEXEC) < 0) ||
         pipe2(er, O_CLOEXEC) < 0) {
         snprintf(err, errlen, "cannot run %s: pipe: %s", cmd, strerror(errno));
@@ -221,7 +227,7 @@ int pc_proc_run(const pc_proc *p, int *status, char *err, size_t errlen)
     size_t sent = 0;
     if (in[1] >= 0 && p->input_len == 0)
         close_fd(&in[1]);
-    while (in[1] >= 0 || o[0] >= 0 || er[0] >= 0) {
+    while (!stop && (in[1] >= 0 || o[0] >= 0 || er[0] >= 0)) {
         if (p->host && p->host->cancelled && p->host->cancelled(p->host)) {
             snprintf(err, errlen, "cancelled while %s was running", cmd);
             rc = ARCA_ECANCELED;
