@@ -40,11 +40,6 @@ typedef struct s3_case {
     void *cfg, *inst;
 } s3_case;
 
-typedef struct arca_s3_extensions {
-    uint32_t size;
-    int (*remove_many)(void *inst, const char *const *names, size_t n);
-} arca_s3_extensions;
-
 static const char *repo_root(void)
 {
     static char root[PATH_MAX];
@@ -396,21 +391,20 @@ static void missing_objects_are_enoent_and_bad_names_are_refused(void **state)
     close_case(c);
 }
 
-static void remove_many_deletes_up_to_1000_keys_a_request(void **state)
+static void remove_many_is_a_destination_op_and_the_old_extension_symbol_is_gone(void **state)
 {
     (void)state;
     NEED_MOTO();
-    const arca_s3_extensions *(*entry)(void) =
-        (const arca_s3_extensions *(*)(void))dlsym(g.dl, "arca_s3_extensions_entry");
-    assert_non_null(entry);
-    const arca_s3_extensions *ext = entry();
-    assert_true(ext->size >= sizeof *ext);
+    const arca_destination_ops *d = g.p->destination;
+    assert_true(ARCA_HAS(arca_destination_ops, d, remove_many));
+    assert_non_null(d->remove_many);
+    assert_null(dlsym(g.dl, "arca_s3_extensions_entry"));
     s3_case *c = open_case(1, (const char *const[]){"prefix", "many-", NULL});
     const char *names[] = {"a.arca", "a.manifest.json", "b.arca", "never-stored.arca"};
     for (int i = 0; i < 3; i++)
         assert_int_equal(put_all(c, names[i], (const unsigned char *)"data", 4, 4), 0);
     assert_int_equal(count_objects(c, ""), 3);
-    assert_int_equal(ext->remove_many(c->inst, names, 4), 0);
+    assert_int_equal(d->remove_many(c->inst, names, 4), 0);
     assert_int_equal(count_objects(c, ""), 0);
     close_case(c);
 }
@@ -556,7 +550,7 @@ int main(void)
         cmocka_unit_test(a_small_object_and_an_empty_one_are_single_puts),
         cmocka_unit_test(abort_mid_multipart_leaves_no_upload_and_nothing_visible),
         cmocka_unit_test(missing_objects_are_enoent_and_bad_names_are_refused),
-        cmocka_unit_test(remove_many_deletes_up_to_1000_keys_a_request),
+        cmocka_unit_test(remove_many_is_a_destination_op_and_the_old_extension_symbol_is_gone),
         cmocka_unit_test(credentials_come_from_the_environment_then_the_profile_files),
         cmocka_unit_test(credentials_come_from_instance_metadata_and_are_refreshed_before_expiry),
     };
