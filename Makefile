@@ -47,12 +47,17 @@ $(BUILD)/plugins/$(1).so: $(wildcard plugins/$(1)/*.c plugins/$(1)/*.h) $(COMMON
 endef
 $(foreach p,$(PLUGINS),$(eval $(call plugin_rule,$(p))))
 
+# The destination kit: built into nothing by default; the unit tests compile it
+# in, and `make install` ships its source for vendors' own test programs.
+DESTKIT_SRC := core/destkit/destkit.c
+DESTKIT_H   := core/include/arca/destkit.h
+
 # Unit tests (cmocka): tests/unit/test_<x>.c links the core objects except main.
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)
 UNIT_BIN    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
-UNIT_HELP   := $(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c))
+UNIT_HELP   := $(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c)) $(DESTKIT_SRC)
 # plugin sources too: some unit tests compile a plugin's server-free files in directly
-$(BUILD)/tests/%: tests/unit/%.c $(UNIT_HELP) $(wildcard tests/unit/*.h) $(CORE_LIBOBJ) $(wildcard plugins/*/*.c plugins/*/*.h)
+$(BUILD)/tests/%: tests/unit/%.c $(UNIT_HELP) $(wildcard tests/unit/*.h) $(DESTKIT_H) $(CORE_LIBOBJ) $(wildcard plugins/*/*.c plugins/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(CORE_CFLAGS) -Itests/unit -Iplugins/common -o $@ $< $(UNIT_HELP) $(CORE_LIBOBJ) $(CORE_LIBS) $(shell $(PKG_CONFIG) --libs cmocka)
 unit: $(UNIT_BIN)
