@@ -71,12 +71,22 @@ demo: all
 deps:
 	./run deps
 
+# For plugin writers: the header, the destination kit (header and source, for
+# their own test programs), the guide, and the example plugin with its test
+# program and a Makefile that builds both against this installation.
+EXAMPLE     := tests/vendor-plugin/dirstore.c tests/vendor-plugin/probe.c tests/vendor-plugin/Makefile
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/arca/plugins \
-	  $(DESTDIR)$(PREFIX)/include/arca $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	  $(DESTDIR)$(PREFIX)/include/arca $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	  $(DESTDIR)$(PREFIX)/share/arca/destkit $(DESTDIR)$(PREFIX)/share/arca/examples/dirstore \
+	  $(DESTDIR)$(PREFIX)/share/doc/arca
 	install -m 755 $(BUILD)/arca $(DESTDIR)$(PREFIX)/bin/arca
 	install -m 755 $(PLUGIN_SO) $(DESTDIR)$(PREFIX)/lib/arca/plugins/
 	install -m 644 core/include/arca/plugin.h $(DESTDIR)$(PREFIX)/include/arca/plugin.h
+	install -m 644 $(DESTKIT_H) $(DESTDIR)$(PREFIX)/include/arca/destkit.h
+	install -m 644 $(DESTKIT_SRC) $(DESTDIR)$(PREFIX)/share/arca/destkit/destkit.c
+	install -m 644 docs/PLUGINS.md $(DESTDIR)$(PREFIX)/share/doc/arca/PLUGINS.md
+	install -m 644 $(EXAMPLE) $(DESTDIR)$(PREFIX)/share/arca/examples/dirstore/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' core/arca-plugin.pc.in \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/arca-plugin.pc
 
