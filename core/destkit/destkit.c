@@ -527,6 +527,12 @@ static void ck_invisible_until_commit(dk_ctx *c)
     DK_REQUIRE(c, (rc = dk_put_write(c, put, data, 200000, dk_odd_writes)) == ARCA_OK, "put_write: %d", rc);
     DK_REQUIRE(c, (rc = dk_list(c, c->scope, &l)) == ARCA_OK, "list: %d", rc);
     DK_REQUIRE(c, l.n == 0, "list shows %d object(s) (first '%s') before the commit", l.n, l.names[0]);
+    l.contains = name; /* a temporary is typically named after its object */
+    DK_REQUIRE(c, (rc = dk_list(c, "", &l)) == ARCA_OK, "list of everything: %d", rc);
+    DK_REQUIRE(c, l.containing == 0 && l.dotted == 0,
+               "before the commit the full listing has %d name(s) containing '%s' and %d starting with '.'",
+               l.containing, name, l.dotted);
+    l.contains = NULL;
     rc = dk_fetch(c, name, 0, 0, &back, &n);
     DK_REQUIRE(c, rc == ARCA_ENOENT, "get before the commit gave %d, not ARCA_ENOENT (%zu bytes)", rc, n);
     DK_REQUIRE(c, (rc = dk_put_commit(c, put, name)) == ARCA_OK, "put_commit: %d", rc);

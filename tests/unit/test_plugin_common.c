@@ -114,6 +114,8 @@ static void a_handle_failure_lands_on_its_handle_with_an_abi_1_1_host(void **sta
     assert_int_equal(pc_handle_error(fh_host(fh), &a, ARCA_EFAIL, "put of '%s' failed", "a.arca"), ARCA_EFAIL);
     assert_int_equal(pc_handle_error(fh_host(fh), &b, ARCA_EINTEGRITY, "get of '%s' failed", "b.arca"),
                      ARCA_EINTEGRITY);
+    assert_non_null(fh_handle_error(fh, &a));
+    assert_non_null(fh_handle_error(fh, &b));
     assert_string_equal(fh_handle_error(fh, &a), "put of 'a.arca' failed");
     assert_int_equal(fh_handle_code(fh, &a), ARCA_EFAIL);
     assert_string_equal(fh_handle_error(fh, &b), "get of 'b.arca' failed");
