@@ -165,14 +165,14 @@ static const char *dk_feed_str(arca_feed *f, const char *key)
     return NULL;
 }
 
-/* minor 1: handle_error offered; 0: a host as a 1.0 core builds it. */
+/* minor 1: this ABI's host, handle_error offered; 0: a host as a 1.0 core builds it. */
 static void dk_host_init(dk_host *k, const arca_destkit_opts *o, int minor)
 {
     memset(k, 0, sizeof *k);
     atomic_flag_clear(&k->lock);
     k->host = (arca_host){
         .abi_major = ARCA_ABI_MAJOR,
-        .abi_minor = (uint32_t)minor,
+        .abi_minor = minor ? ARCA_ABI_MINOR : 0,
         .size = minor ? (uint32_t)sizeof(arca_host) : (uint32_t)offsetof(arca_host, handle_error),
         .log = dk_log,
         .error = dk_error,

@@ -388,6 +388,38 @@ static void list_is_sorted_and_skips_directories_temporaries_and_dotfiles(void *
     assert_int_equal(l.n, 1);
 }
 
+static void a_get_of_an_object_that_shrank_fails_on_its_own_handle(void **state)
+{
+    nfs_case *c = begin(state, NULL);
+    unsigned char *data = pattern(100000, 9), buf[4096];
+    char p[PATH_MAX * 2];
+    void *get = NULL, *other = NULL;
+    size_t got = 0;
+    int rc;
+
+    assert_int_equal(put_object(c, "shrinks.arca", data, 100000), 0);
+    assert_int_equal(put_object(c, "stays.arca", data, 10), 0);
+    /* an explicit length: path mode reads "to the end" as to the end at read time */
+    assert_int_equal(ops(c)->get_open(c->inst, "shrinks.arca", 0, 100000, &get), 0);
+    assert_int_equal(ops(c)->get_open(c->inst, "stays.arca", 0, 0, &other), 0);
+    snprintf(p, sizeof p, "%s/shrinks.arca", c->env->root);
+    assert_int_equal(truncate(p, 10), 0); /* behind the plugin's back */
+    do
+        rc = ops(c)->get_read(get, buf, sizeof buf, &got);
+    while (rc == 0 && got);
+    assert_int_equal(rc, ARCA_EINTEGRITY);
+    assert_non_null(fh_handle_error(c->fh, get));
+    assert_non_null(strstr(fh_handle_error(c->fh, get), "shrinks.arca"));
+    assert_int_equal(fh_handle_code(c->fh, get), ARCA_EINTEGRITY);
+    assert_int_equal(ops(c)->get_read(other, buf, sizeof buf, &got), 0);
+    assert_int_equal(got, 10);
+    assert_null(fh_handle_error(c->fh, other));
+    assert_int_equal(fh_error_count(c->fh), 0); /* nothing on the instance */
+    ops(c)->get_close(get);
+    ops(c)->get_close(other);
+    free(data);
+}
+
 static void stale_temporaries_are_reported_but_neither_listed_nor_deleted(void **state)
 {
     nfs_case *c = begin(state, NULL);
@@ -901,6 +933,7 @@ static int url_group_teardown(void **state)
                                     case_teardown),                                                           \
     cmocka_unit_test_setup_teardown(stale_temporaries_are_reported_but_neither_listed_nor_deleted, setup,      \
                                     case_teardown),                                                           \
+    cmocka_unit_test_setup_teardown(a_get_of_an_object_that_shrank_fails_on_its_own_handle, setup, case_teardown), \
     cmocka_unit_test_setup_teardown(fsync_off_still_commits, setup, case_teardown),                            \
     cmocka_unit_test_setup_teardown(file_mode_is_applied_exactly, setup, case_teardown),                       \
     cmocka_unit_test_setup_teardown(concurrent_puts_and_gets_do_not_interfere, setup, case_teardown)

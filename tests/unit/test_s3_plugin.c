@@ -127,22 +127,28 @@ static int group_teardown(void **state)
     return 0;
 }
 
-/* A fresh instance; kv ends with NULL. with_keys adds the moto key pair. */
+/* A fresh instance; kv ends with NULL. with_keys adds the moto key pair;
+ * `extra` may override upload_concurrency (3 otherwise). */
 static s3_case *open_case(int with_keys, const char *const *extra)
 {
     const char *kv[64];
     size_t n = 0;
     char err[1024];
+    int own_concurrency = 0;
     s3_case *c = calloc(1, sizeof *c);
     assert_non_null(c);
+    for (const char *const *e = extra; e && *e; e += 2)
+        own_concurrency |= !strcmp(*e, "upload_concurrency");
     kv[n++] = "endpoint";
     kv[n++] = g.endpoint;
     kv[n++] = "bucket";
     kv[n++] = "unit";
     kv[n++] = "part_size";
     kv[n++] = "5M";
-    kv[n++] = "upload_concurrency";
-    kv[n++] = "3";
+    if (!own_concurrency) {
+        kv[n++] = "upload_concurrency";
+        kv[n++] = "3";
+    }
     if (with_keys) {
         kv[n++] = "access_key_id";
         kv[n++] = g.key;
@@ -392,6 +398,39 @@ static void a_multipart_object_reads_back_across_part_boundaries(void **state)
     close_case(c);
 }
 
+static void a_download_worker_failure_lands_on_its_get_handle(void **state)
+{
+    (void)state;
+    NEED_MOTO();
+    const arca_destination_ops *d = g.p->destination;
+    /* one range in flight at a time: the worker fetches range 1 only once the
+     * reader has finished range 0, after the object was replaced */
+    s3_case *c = open_case(1, (const char *const[]){"prefix", "replaced-", "upload_concurrency", "1", NULL});
+    size_t n = 11 * 1024 * 1024, got = 0;
+    unsigned char *data = pattern(n, 5), *buf = malloc(1 << 20);
+    void *get = NULL;
+    int rc;
+
+    assert_non_null(buf);
+    assert_int_equal(put_all(c, "r.arca", data, n, 1 << 20), 0);
+    assert_int_equal(d->get_open(c->inst, "r.arca", 0, 0, &get), 0);
+    assert_int_equal(d->get_read(get, buf, 1 << 20, &got), 0);
+    assert_true(got > 0);
+    assert_int_equal(put_all(c, "r.arca", data + 1, n - 1, 1 << 20), 0); /* replaced: a new ETag */
+    do
+        rc = d->get_read(get, buf, 1 << 20, &got);
+    while (rc == 0 && got);
+    assert_int_equal(rc, ARCA_EINTEGRITY);
+    assert_non_null(fh_handle_error(c->fh, get));
+    assert_non_null(strstr(fh_handle_error(c->fh, get), "replaced while it was being read"));
+    assert_int_equal(fh_error_count(c->fh), 0); /* nothing on the instance */
+    d->get_close(get);
+    assert_int_equal(d->remove(c->inst, "r.arca"), 0);
+    free(buf);
+    free(data);
+    close_case(c);
+}
+
 static void abort_mid_multipart_leaves_no_upload_and_nothing_visible(void **state)
 {
     (void)state;
@@ -623,6 +662,7 @@ int main(void)
     const struct CMUnitTest own[] = {
         cmocka_unit_test(create_refuses_contradictory_or_unsafe_settings),
         cmocka_unit_test(a_multipart_object_reads_back_across_part_boundaries),
+        cmocka_unit_test(a_download_worker_failure_lands_on_its_get_handle),
         cmocka_unit_test(abort_mid_multipart_leaves_no_upload_and_nothing_visible),
         cmocka_unit_test(keys_over_1024_bytes_and_list_prefixes_with_a_slash_are_refused),
         cmocka_unit_test(remove_many_sends_batches_of_1000_and_the_old_extension_symbol_is_gone),
