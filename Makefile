@@ -48,14 +48,19 @@ $(BUILD)/plugins/$(1).so: $(wildcard plugins/$(1)/*.c plugins/$(1)/*.h) $(COMMON
 endef
 $(foreach p,$(PLUGINS),$(eval $(call plugin_rule,$(p))))
 
+# The destination kit: built into nothing by default; the unit tests compile it
+# in, and `make install` ships its source for vendors' own test programs.
+DESTKIT_SRC := core/destkit/destkit.c
+DESTKIT_H   := core/include/arca/destkit.h
+
 # Unit tests (cmocka): tests/unit/test_<x>.c links the core objects except main.
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)
 UNIT_BIN    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
-UNIT_HELP   := $(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c))
+UNIT_HELP   := $(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c)) $(DESTKIT_SRC)
 # plugin sources too: some unit tests compile a plugin's server-free files in directly
-$(BUILD)/tests/%: tests/unit/%.c $(UNIT_HELP) $(wildcard tests/unit/*.h) $(CORE_LIBOBJ) $(wildcard plugins/*/*.c plugins/*/*.h)
+$(BUILD)/tests/%: tests/unit/%.c $(UNIT_HELP) $(wildcard tests/unit/*.h) $(DESTKIT_H) $(CORE_LIBOBJ) $(wildcard plugins/*/*.c plugins/*/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(CORE_CFLAGS) -Itests/unit -o $@ $< $(UNIT_HELP) $(CORE_LIBOBJ) $(CORE_LIBS) $(shell $(PKG_CONFIG) --libs cmocka)
+	$(CC) $(ALL_CFLAGS) $(CORE_CFLAGS) -Itests/unit -Iplugins/common -o $@ $< $(UNIT_HELP) $(CORE_LIBOBJ) $(CORE_LIBS) $(shell $(PKG_CONFIG) --libs cmocka)
 unit: $(UNIT_BIN)
 
 check: all unit
@@ -84,12 +89,22 @@ demo: all
 deps:
 	./run deps
 
+# For plugin writers: the header, the destination kit (header and source, for
+# their own test programs), the guide, and the example plugin with its test
+# program and a Makefile that builds both against this installation.
+EXAMPLE     := tests/vendor-plugin/dirstore.c tests/vendor-plugin/probe.c tests/vendor-plugin/Makefile
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/arca/plugins \
-	  $(DESTDIR)$(PREFIX)/include/arca $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	  $(DESTDIR)$(PREFIX)/include/arca $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	  $(DESTDIR)$(PREFIX)/share/arca/destkit $(DESTDIR)$(PREFIX)/share/arca/examples/dirstore \
+	  $(DESTDIR)$(PREFIX)/share/doc/arca
 	install -m 755 $(BUILD)/arca $(DESTDIR)$(PREFIX)/bin/arca
 	install -m 755 $(PLUGIN_SO) $(DESTDIR)$(PREFIX)/lib/arca/plugins/
 	install -m 644 core/include/arca/plugin.h $(DESTDIR)$(PREFIX)/include/arca/plugin.h
+	install -m 644 $(DESTKIT_H) $(DESTDIR)$(PREFIX)/include/arca/destkit.h
+	install -m 644 $(DESTKIT_SRC) $(DESTDIR)$(PREFIX)/share/arca/destkit/destkit.c
+	install -m 644 docs/PLUGINS.md $(DESTDIR)$(PREFIX)/share/doc/arca/PLUGINS.md
+	install -m 644 $(EXAMPLE) $(DESTDIR)$(PREFIX)/share/arca/examples/dirstore/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' core/arca-plugin.pc.in \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/arca-plugin.pc
 

@@ -16,6 +16,8 @@
 #include <nfsc/libnfs-raw-nfs.h>
 
 #include "nfs.h"
+#include "pc_error.h"
+#include "pc_status.h"
 
 /* libnfs 5 (LIBNFS_API_V2) moved buf and count ahead of the offset. */
 #ifdef LIBNFS_API_V2
@@ -95,14 +97,11 @@ static int nfsn_conn_ok(int rc)
     }
 }
 
-static int nfsn_code(int rc)
-{
-    return rc == -ENOENT ? ARCA_ENOENT : rc == -ENOMEM ? ARCA_ENOMEM : ARCA_EFAIL;
-}
-
-/* Records "<what> <base>/<name>: <libnfs error>" and returns the arca code. */
-ARCA_PRINTF(4, 5)
-static int nfsn_fail(nfsn_inst *in, nfsn_conn *c, int rc, const char *fmt, ...)
+/* Records "<what> <base>/<name>: <libnfs error>" on `handle` (the put or get
+ * that failed; NULL for the instance's own operations) and returns the arca
+ * code of libnfs's negative errno `rc`. */
+ARCA_PRINTF(5, 6)
+static int nfsn_fail(nfsn_inst *in, const void *handle, nfsn_conn *c, int rc, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -117,9 +116,9 @@ static int nfsn_fail(nfsn_inst *in, nfsn_conn *c, int rc, const char *fmt, ...)
         why = strerror(rc < 0 ? -rc : EIO);
     /* libnfs reports its own timeout as a cancelled call (EINTR). */
     if ((rc == -EINTR || rc == -ETIMEDOUT) && in->set.timeout_ms > 0)
-        return in->host->error(in->host, ARCA_EFAIL, "%s: %s (no answer within %d s: server down or overloaded? "
-                               "see `timeout`)", msg, why, in->set.timeout_ms / 1000);
-    return in->host->error(in->host, nfsn_code(rc), "%s: %s", msg, why);
+        return pc_handle_error(in->host, handle, ARCA_EFAIL, "%s: %s (no answer within %d s: server down or "
+                               "overloaded? see `timeout`)", msg, why, in->set.timeout_ms / 1000);
+    return pc_handle_error(in->host, handle, pc_status_of_errno(rc < 0 ? -rc : EIO), "%s: %s", msg, why);
 }
 
 static char *nfsn_join(const char *a, const char *b)
@@ -301,7 +300,7 @@ static int nfsn_acquire(nfsn_inst *in, nfsn_conn **out, int quiet)
     if (exp) {
         if ((rc = nfs_mount(c->nfs, in->server, exp)) != 0) {
             rc = quiet ? ARCA_EFAIL
-                       : nfsn_fail(in, c, rc, "cannot mount '%s' (export '%s' of %s)", in->url, exp, in->server);
+                       : nfsn_fail(in, NULL, c, rc, "cannot mount '%s' (export '%s' of %s)", in->url, exp, in->server);
             nfsn_conn_free(c, 0);
             return rc;
         }
@@ -455,7 +454,7 @@ static int nfsn_put_open(void *impl, const char *name, void **out)
     /* O_EXCL: exclusive CREATE, so no leftover is ever reused. The mode is set
      * by the server, no umask involved. */
     if ((rc = nfs_create(p->c->nfs, p->tmp, O_EXCL, (int)in->set.mode, &p->fh)) != 0) {
-        rc = nfsn_fail(in, p->c, rc, "cannot create temporary '%s/%s'", in->base, p->tmpname);
+        rc = nfsn_fail(in, NULL, p->c, rc, "cannot create temporary '%s/%s'", in->base, p->tmpname);
         goto fail;
     }
     *out = p;
@@ -478,11 +477,11 @@ static int nfsn_put_write(void *put, const void *buf, size_t len)
         size_t n = len < p->c->wmax ? len : p->c->wmax;
         int rc = NFSN_PWRITE(p->c->nfs, p->fh, p->off, n, b);
         if (rc < 0)
-            return nfsn_fail(p->in, p->c, rc, "cannot write '%s/%s' at byte %llu", p->in->base, p->name,
+            return nfsn_fail(p->in, p, p->c, rc, "cannot write '%s/%s' at byte %llu", p->in->base, p->name,
                              (unsigned long long)p->off);
         if (rc == 0) /* no progress: the server would have said why; do not spin */
-            return p->in->host->error(p->in->host, ARCA_EFAIL, "cannot write '%s/%s': the server accepted 0 bytes",
-                                      p->in->base, p->name);
+            return pc_handle_error(p->in->host, p, ARCA_EFAIL, "cannot write '%s/%s': the server accepted 0 bytes",
+                                   p->in->base, p->name);
         b += rc;
         len -= (size_t)rc;
         p->off += (uint64_t)rc;
@@ -532,19 +531,19 @@ static int nfsn_put_commit(void *put)
      * servers commit RENAME before replying, so no directory sync exists or is
      * needed. */
     if (in->set.fsync && (rc = nfs_fsync(c->nfs, p->fh)) != 0) {
-        ret = nfsn_fail(in, c, rc, "cannot commit '%s/%s' to stable storage", in->base, p->name);
+        ret = nfsn_fail(in, p, c, rc, "cannot commit '%s/%s' to stable storage", in->base, p->name);
         nfsn_put_free(p, 1, rc);
         return ret;
     }
     rc = nfs_close(c->nfs, p->fh);
     p->fh = NULL;
     if (rc != 0) {
-        ret = nfsn_fail(in, c, rc, "cannot close '%s/%s'", in->base, p->name);
+        ret = nfsn_fail(in, p, c, rc, "cannot close '%s/%s'", in->base, p->name);
         nfsn_put_free(p, 1, rc);
         return ret;
     }
     if ((rc = nfs_rename(c->nfs, p->tmp, p->path)) != 0) {
-        ret = nfsn_fail(in, c, rc, "cannot rename temporary to '%s/%s'", in->base, p->name);
+        ret = nfsn_fail(in, p, c, rc, "cannot rename temporary to '%s/%s'", in->base, p->name);
         nfsn_put_free(p, 1, rc);
         return ret;
     }
@@ -577,11 +576,11 @@ static int nfsn_get_open(void *impl, const char *name, uint64_t offset, uint64_t
         goto fail;
     }
     if ((nrc = nfs_open(g->c->nfs, path, O_RDONLY, &g->fh)) != 0) {
-        rc = nfsn_fail(in, g->c, nrc, "cannot open '%s/%s'", in->base, name);
+        rc = nfsn_fail(in, NULL, g->c, nrc, "cannot open '%s/%s'", in->base, name);
         goto fail;
     }
     if ((nrc = nfs_fstat64(g->c->nfs, g->fh, &st)) != 0) {
-        rc = nfsn_fail(in, g->c, nrc, "cannot stat '%s/%s'", in->base, name);
+        rc = nfsn_fail(in, NULL, g->c, nrc, "cannot stat '%s/%s'", in->base, name);
         goto fail;
     }
     if (!S_ISREG(st.nfs_mode)) {
@@ -626,12 +625,12 @@ static int nfsn_get_read(void *get, void *buf, size_t cap, size_t *got)
         want = g->c->rmax;
     rc = NFSN_PREAD(g->c->nfs, g->fh, g->pos, want, buf);
     if (rc < 0)
-        return nfsn_fail(g->in, g->c, rc, "cannot read '%s/%s' at byte %llu", g->in->base, g->name,
+        return nfsn_fail(g->in, g, g->c, rc, "cannot read '%s/%s' at byte %llu", g->in->base, g->name,
                          (unsigned long long)g->pos);
     /* The end was fixed at open from the file's size: an early EOF means the
      * object shrank under us. */
     if (rc == 0)
-        return g->in->host->error(g->in->host, ARCA_EINTEGRITY,
+        return pc_handle_error(g->in->host, g, ARCA_EINTEGRITY,
                                   "'%s/%s' ended at byte %llu, before the %llu expected (it was %llu bytes at open)",
                                   g->in->base, g->name, (unsigned long long)g->pos, (unsigned long long)g->end,
                                   (unsigned long long)g->size);
@@ -680,7 +679,7 @@ static int nfsn_list(void *impl, const char *prefix, arca_list_cb cb, void *ud)
         return in->host->error(in->host, ARCA_ENOMEM, "out of memory");
     }
     if ((nrc = nfs_opendir(c->nfs, path, &dir)) != 0) {
-        rc = nfsn_fail(in, c, nrc, "cannot list '%s'", in->base);
+        rc = nfsn_fail(in, NULL, c, nrc, "cannot list '%s'", in->base);
         free(path);
         nfsn_release(in, c, nrc);
         return rc == ARCA_ENOENT ? ARCA_EFAIL : rc;
@@ -766,10 +765,34 @@ static int nfsn_remove(void *impl, const char *name)
         return in->host->error(in->host, ARCA_ENOMEM, "out of memory");
     }
     if ((nrc = nfs_unlink(c->nfs, path)) != 0)
-        rc = nfsn_fail(in, c, nrc, "cannot remove '%s/%s'", in->base, name);
+        rc = nfsn_fail(in, NULL, c, nrc, "cannot remove '%s/%s'", in->base, name);
     nfsn_release(in, c, nrc);
     free(path);
     return rc;
+}
+
+/* nfs://server/dir as libnfs parsed it (trailing slashes dropped), and of the
+ * query only nfsport, which picks the server: uid, gid and whatever else the
+ * URL carries are never echoed. */
+static int nfsn_location(void *impl, char *buf, size_t cap)
+{
+    nfsn_inst *in = impl;
+    const char *q = strchr(in->url, '?');
+    char port[32] = "";
+    int n;
+
+    while (q && *q) {
+        const char *arg = q + 1, *amp = strchr(arg, '&');
+        size_t len = amp ? (size_t)(amp - arg) : strlen(arg);
+        if (len > 8 && len < 8 + 6 && !strncmp(arg, "nfsport=", 8) && strspn(arg + 8, "0123456789") == len - 8)
+            snprintf(port, sizeof port, "?nfsport=%.*s", (int)(len - 8), arg + 8);
+        q = amp;
+    }
+    n = snprintf(buf, cap, "%s%s", in->base, port);
+    if (n < 0 || (size_t)n >= cap)
+        return in->host->error(in->host, ARCA_EFAIL, "the location of '%s' needs %d bytes, %zu given", in->base,
+                               n + 1, cap);
+    return 0;
 }
 
 static const arca_destination_ops nfsn_ops = {
@@ -783,6 +806,7 @@ static const arca_destination_ops nfsn_ops = {
     .get_close = nfsn_get_close,
     .list = nfsn_list,
     .remove = nfsn_remove,
+    .location = nfsn_location,
 };
 
 const nfs_backend nfsn_backend = {

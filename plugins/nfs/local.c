@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "nfs.h"
+#include "pc_error.h"
+#include "pc_status.h"
 
 /* Shared by every put and get of the destination; immutable after create, so
  * concurrent operations need no lock: each has its own file descriptor and the
@@ -50,19 +52,22 @@ typedef struct nfsl_get {
 
 static const arca_destination_ops nfsl_ops;
 
-static int nfsl_fail(nfsl_inst *in, int err, const char *what, const char *name)
+/* Reports a failed system call on `name`; `handle` is the put or get it
+ * belongs to (NULL for the instance's own operations). */
+static int nfsl_fail(nfsl_inst *in, const void *handle, int err, const char *what, const char *name)
 {
-    return in->host->error(in->host, err == ENOENT ? ARCA_ENOENT : ARCA_EFAIL, "%s '%s/%s': %s", what,
-                           in->path, name, strerror(err));
+    return pc_handle_error(in->host, handle, pc_status_of_errno(err), "%s '%s/%s': %s", what, in->path, name,
+                           strerror(err));
 }
 
 /* fsync of a directory is refused by a few filesystems (EINVAL): there the
  * rename is as durable as the filesystem makes it, nothing more we can do. */
-static int nfsl_sync_dir(nfsl_inst *in)
+static int nfsl_sync_dir(nfsl_inst *in, const void *handle)
 {
     if (!in->set.fsync || fsync(in->dirfd) == 0 || errno == EINVAL || errno == EROFS)
         return 0;
-    return in->host->error(in->host, ARCA_EFAIL, "cannot fsync directory '%s': %s", in->path, strerror(errno));
+    return pc_handle_error(in->host, handle, ARCA_EFAIL, "cannot fsync directory '%s': %s", in->path,
+                           strerror(errno));
 }
 
 static int nfsl_create(const arca_host *h, const char *where, const nfs_settings *s, void **out)
@@ -124,7 +129,7 @@ static int nfsl_put_open(void *impl, const char *name, void **out)
      * reused or truncated behind someone's back. */
     p->fd = openat(in->dirfd, p->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, in->set.mode);
     if (p->fd < 0) {
-        int rc = nfsl_fail(in, errno, "cannot create temporary", p->tmp);
+        int rc = nfsl_fail(in, NULL, errno, "cannot create temporary", p->tmp);
         free(p);
         return rc == ARCA_ENOENT ? ARCA_EFAIL : rc;
     }
@@ -147,10 +152,10 @@ static int nfsl_put_write(void *put, const void *buf, size_t len)
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            return nfsl_fail(p->in, errno, "cannot write", p->tmp);
+            return nfsl_fail(p->in, p, errno, "cannot write", p->tmp);
         }
         if (n == 0) /* a zero-byte write would loop forever: treat it as full */
-            return nfsl_fail(p->in, ENOSPC, "cannot write", p->tmp);
+            return nfsl_fail(p->in, p, ENOSPC, "cannot write", p->tmp);
         b += n;
         len -= (size_t)n;
         p->written += (uint64_t)n;
@@ -186,27 +191,27 @@ static int nfsl_put_commit(void *put)
     int rc, fd = p->fd;
 
     if (in->set.fsync && fsync(fd) != 0) {
-        rc = nfsl_fail(in, errno, "cannot fsync", p->tmp);
+        rc = nfsl_fail(in, p, errno, "cannot fsync", p->tmp);
         nfsl_put_free(p, 1);
         return rc;
     }
     /* close() is where NFS reports deferred write errors: check it. */
     p->fd = -1;
     if (close(fd) != 0 && errno != EINTR) {
-        rc = nfsl_fail(in, errno, "cannot close", p->tmp);
+        rc = nfsl_fail(in, p, errno, "cannot close", p->tmp);
         nfsl_put_free(p, 1);
         return rc;
     }
     if (renameat(in->dirfd, p->tmp, in->dirfd, p->name) != 0) {
         int e = errno;
-        rc = in->host->error(in->host, ARCA_EFAIL, "cannot rename '%s/%s' to '%s': %s", in->path, p->tmp, p->name,
-                             strerror(e));
+        rc = pc_handle_error(in->host, p, ARCA_EFAIL, "cannot rename '%s/%s' to '%s': %s", in->path, p->tmp,
+                             p->name, strerror(e));
         nfsl_put_free(p, 1);
         return rc;
     }
     /* Without the directory fsync the rename may not survive a crash; then the
      * contract says nothing may be visible, so take the object back. */
-    if ((rc = nfsl_sync_dir(in))) {
+    if ((rc = nfsl_sync_dir(in, p))) {
         unlinkat(in->dirfd, p->name, 0);
         nfsl_put_free(p, 0);
         return rc;
@@ -229,9 +234,9 @@ static int nfsl_get_open(void *impl, const char *name, uint64_t offset, uint64_t
 
     fd = openat(in->dirfd, name, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return nfsl_fail(in, errno, "cannot open", name);
+        return nfsl_fail(in, NULL, errno, "cannot open", name);
     if (fstat(fd, &st) != 0) {
-        rc = nfsl_fail(in, errno, "cannot stat", name);
+        rc = nfsl_fail(in, NULL, errno, "cannot stat", name);
         close(fd);
         return rc;
     }
@@ -279,9 +284,9 @@ static int nfsl_get_read(void *get, void *buf, size_t cap, size_t *got)
         n = pread(g->fd, buf, (size_t)want, (off_t)g->pos);
     while (n < 0 && errno == EINTR);
     if (n < 0)
-        return nfsl_fail(g->in, errno, "cannot read", g->name);
+        return nfsl_fail(g->in, g, errno, "cannot read", g->name);
     if (n == 0 && g->end != UINT64_MAX)
-        return g->in->host->error(g->in->host, ARCA_EINTEGRITY,
+        return pc_handle_error(g->in->host, g, ARCA_EINTEGRITY,
                                   "'%s/%s' ended at byte %llu, before the %llu asked for (it was %llu bytes at open)",
                                   g->in->path, g->name, (unsigned long long)g->pos, (unsigned long long)g->end,
                                   (unsigned long long)g->size);
@@ -356,7 +361,7 @@ static int nfsl_list(void *impl, const char *prefix, arca_list_cb cb, void *ud)
         if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
             if (errno == ENOENT) /* removed while we listed */
                 continue;
-            rc = nfsl_fail(in, errno, "cannot stat", de->d_name);
+            rc = nfsl_fail(in, NULL, errno, "cannot stat", de->d_name);
             break;
         }
         if (!S_ISREG(st.st_mode))
@@ -402,8 +407,26 @@ static int nfsl_remove(void *impl, const char *name)
 {
     nfsl_inst *in = impl;
     if (unlinkat(in->dirfd, name, 0) != 0)
-        return nfsl_fail(in, errno, "cannot remove", name);
-    return nfsl_sync_dir(in);
+        return nfsl_fail(in, NULL, errno, "cannot remove", name);
+    return nfsl_sync_dir(in, NULL);
+}
+
+/* The directory as the system resolves it now (symlinks and ".." gone), so
+ * that two spellings of one directory give one location. */
+static int nfsl_location(void *impl, char *buf, size_t cap)
+{
+    nfsl_inst *in = impl;
+    char *real = realpath(in->path, NULL);
+    int n;
+
+    if (!real)
+        return in->host->error(in->host, ARCA_EFAIL, "cannot resolve '%s': %s", in->path, strerror(errno));
+    n = snprintf(buf, cap, "%s", real);
+    free(real);
+    if (n < 0 || (size_t)n >= cap)
+        return in->host->error(in->host, ARCA_EFAIL, "the location of '%s' needs %d bytes, %zu given", in->path,
+                               n + 1, cap);
+    return 0;
 }
 
 static const arca_destination_ops nfsl_ops = {
@@ -417,6 +440,7 @@ static const arca_destination_ops nfsl_ops = {
     .get_close = nfsl_get_close,
     .list = nfsl_list,
     .remove = nfsl_remove,
+    .location = nfsl_location,
 };
 
 const nfs_backend nfsl_backend = {

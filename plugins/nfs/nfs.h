@@ -37,7 +37,9 @@ typedef struct nfs_backend {
     /* `where` is the option's value; it stays valid until destroy. */
     int (*create)(const arca_host *h, const char *where, const nfs_settings *s, void **impl);
     void (*destroy)(void *impl);
-    const arca_destination_ops *ops; /* object names are already validated */
+    /* Object names are already validated; `location` is filled, remove_many
+     * and cleanup are NULL. Failures of a put or get go on its handle. */
+    const arca_destination_ops *ops;
 } nfs_backend;
 
 extern const nfs_backend nfsl_backend; /* local.c */

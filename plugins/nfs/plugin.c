@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "nfs.h"
+#include "pc_name.h"
 
 #define NFS_PLUGIN_VERSION "1.0.0"
 
@@ -32,20 +33,18 @@ typedef struct nfsp_inst {
     const arca_host *host;
 } nfsp_inst;
 
-/* Names come from the core and are flat file names; anything else could
- * escape the directory or collide with our temporaries. */
+/* The common name rules (pc_name.h), plus this store's own limit: the
+ * temporary `.arca-tmp.NAME.<16 hex>` must fit in a file name. */
 static int nfsp_check_name(const arca_host *h, const char *name)
 {
-    if (!name || !*name)
-        return h->error(h, ARCA_ECONFIG, "empty object name");
-    if (name[0] == '.')
-        return h->error(h, ARCA_ECONFIG, "object name '%s' starts with '.' (reserved for temporaries)", name);
-    if (strchr(name, '/'))
-        return h->error(h, ARCA_ECONFIG, "object name '%s' contains '/'", name);
-    if (strlen(name) > NFS_NAME_MAX)
-        return h->error(h, ARCA_ECONFIG, "object name '%.40s...' is longer than %zu bytes", name,
-                        (size_t)NFS_NAME_MAX);
-    return 0;
+    int rc = pc_check_name(h, name);
+    if (!rc && strlen(name) > NFS_NAME_MAX) {
+        char shown[128];
+        pc_name_shown(name, shown, sizeof shown);
+        rc = h->error(h, ARCA_ECONFIG, "object name '%s' refused: it is %zu bytes, a file name here allows %zu", shown,
+                      strlen(name), (size_t)NFS_NAME_MAX);
+    }
+    return rc;
 }
 
 void nfsp_temp_name(const char *name, char *out, size_t cap)
@@ -176,9 +175,9 @@ static void nfsp_get_close(void *get)
 static int nfsp_list(void *inst, const char *prefix, arca_list_cb cb, void *ud)
 {
     nfsp_inst *in = inst;
-    if (prefix && strchr(prefix, '/'))
-        return in->host->error(in->host, ARCA_ECONFIG, "list prefix '%s' contains '/': objects are flat names",
-                               prefix);
+    int rc;
+    if ((rc = pc_check_prefix(in->host, prefix)))
+        return rc;
     return in->be->ops->list(in->impl, prefix ? prefix : "", cb, ud);
 }
 
@@ -189,6 +188,12 @@ static int nfsp_remove(void *inst, const char *name)
     if ((rc = nfsp_check_name(in->host, name)))
         return rc;
     return in->be->ops->remove(in->impl, name);
+}
+
+static int nfsp_location(void *inst, char *buf, size_t cap)
+{
+    nfsp_inst *in = inst;
+    return in->be->ops->location(in->impl, buf, cap);
 }
 
 static const arca_destination_ops nfsp_destination_ops = {
@@ -202,6 +207,9 @@ static const arca_destination_ops nfsp_destination_ops = {
     .get_close = nfsp_get_close,
     .list = nfsp_list,
     .remove = nfsp_remove,
+    .remove_many = NULL,
+    .location = nfsp_location,
+    .cleanup = NULL, /* leftover temporaries: list warns about them for now */
 };
 
 static const arca_plugin nfsp_plugin = {

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pc_buf.h"
+#include "pc_name.h"
 #include "s3.h"
 
 int s3_head(s3_inst *in, const char *key, uint64_t *size, char *etag, size_t etaglen, char *err, size_t errlen)
@@ -33,8 +35,8 @@ int s3_list(void *inst, const char *prefix, arca_list_cb cb, void *ud)
     int rc = 0, stop = 0;
     size_t pl = strlen(in->prefix);
 
-    if (prefix && strchr(prefix, '/'))
-        return h->error(h, ARCA_ECONFIG, "list prefix '%s' contains '/': objects are flat names", prefix);
+    if ((rc = pc_check_prefix(h, prefix)))
+        return rc;
     if (!(full = s3_key_of(in, prefix ? prefix : "")))
         return h->error(h, ARCA_ENOMEM, "out of memory");
     snprintf(maxkeys, sizeof maxkeys, "%lld", (long long)in->cfg->list_max_keys);
@@ -114,7 +116,7 @@ int s3_remove(void *inst, const char *name)
     s3_response rs;
     int rc;
 
-    if ((rc = s3_check_name(h, name)))
+    if ((rc = s3_check_name(in, name)))
         return rc;
     if (!(key = s3_key_of(in, name)))
         return h->error(h, ARCA_ENOMEM, "out of memory");
@@ -145,29 +147,26 @@ int s3_remove_many(void *inst, const char *const *names, size_t n)
     int rc = 0;
 
     for (size_t i = 0; i < n; i++)
-        if ((rc = s3_check_name(h, names[i])))
+        if ((rc = s3_check_name(in, names[i])))
             return rc;
     for (size_t at = 0; at < n && !rc; at += 1000) {
-        size_t cnt = n - at < 1000 ? n - at : 1000, cap = 128, len = 0;
+        size_t cnt = n - at < 1000 ? n - at : 1000, len;
+        pc_buf body = {0};
         char *xml;
-        for (size_t i = 0; i < cnt; i++)
-            cap += 6 * (strlen(in->prefix) + strlen(names[at + i])) + 32;
-        if (!(xml = malloc(cap)))
-            return h->error(h, ARCA_ENOMEM, "out of memory");
-        len += (size_t)snprintf(xml + len, cap - len, "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
-                                                      "<Quiet>true</Quiet>");
+        pc_buf_str(&body, "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>true</Quiet>");
         for (size_t i = 0; i < cnt; i++) {
             char *key = s3_key_of(in, names[at + i]), *esc = key ? s3_xml_escape(key) : NULL;
-            if (!esc) {
-                free(key);
-                free(xml);
-                return h->error(h, ARCA_ENOMEM, "out of memory");
-            }
-            len += (size_t)snprintf(xml + len, cap - len, "<Object><Key>%s</Key></Object>", esc);
+            if (esc)
+                pc_buf_printf(&body, "<Object><Key>%s</Key></Object>", esc);
+            else
+                body.oom = 1;
             free(esc);
             free(key);
         }
-        len += (size_t)snprintf(xml + len, cap - len, "</Delete>");
+        pc_buf_str(&body, "</Delete>");
+        len = body.len;
+        if (!(xml = pc_buf_take(&body)))
+            return h->error(h, ARCA_ENOMEM, "out of memory");
         /* Content-MD5 is mandatory for this call */
         s3_md5_base64(xml, len, md5);
         s3_kv q[1] = {{"delete", ""}};
@@ -178,6 +177,19 @@ int s3_remove_many(void *inst, const char *const *names, size_t n)
         rc = s3_do(in, NULL, &rq, &rs, err, sizeof err);
         if (!rc && !(rs.body && strstr(rs.body, "DeleteResult"))) {
             snprintf(err, sizeof err, "POST ?delete: HTTP %ld without a DeleteResult", rs.status);
+            rc = ARCA_EFAIL;
+        }
+        const char *ev;
+        size_t en;
+        if (!rc && s3_xml_elem(rs.body, rs.body + rs.body_len, "Error", &ev, &en)) {
+            /* quiet mode lists only the keys it could not delete: those are not gone */
+            char key[1100] = "", code[96] = "", msg[256] = "";
+            s3_xml_text(ev, ev + en, "Key", key, sizeof key);
+            s3_xml_text(ev, ev + en, "Code", code, sizeof code);
+            s3_xml_text(ev, ev + en, "Message", msg, sizeof msg);
+            const char *hint = s3_hint(0, code);
+            snprintf(err, sizeof err, "'%s': %s%s%s%s%s%s", key, code, msg[0] ? ": " : "", msg, hint ? " (hint: " : "",
+                     hint ? hint : "", hint ? ")" : "");
             rc = ARCA_EFAIL;
         }
         s3_response_free(&rs);

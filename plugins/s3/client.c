@@ -1,27 +1,22 @@
 /* s3 plugin: one S3 request over libcurl, signed with SigV4 (sigv4.c), sent
- * again on transient failures per retry.c, within `retries` attempts and
- * `retry_time` seconds. Errors name the URL (never a credential), the HTTP
- * status, S3's Code and Message, and a hint. */
+ * again on transient failures per the common retry policy (pc_retry.h) refined
+ * by S3's codes (codes.c), within `retries` attempts and `retry_time` seconds.
+ * Errors name the URL (never a credential), the HTTP status, S3's Code and
+ * Message, and a hint. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <time.h>
 
+#include "pc_buf.h"
+#include "pc_retry.h"
 #include "s3.h"
 
 #define S3_KEEP_MAX ((size_t)64 << 20) /* largest answer kept in memory (listings) */
 #define S3_ERR_KEEP ((size_t)1 << 20)  /* an error body is small; more is noise */
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 void s3_response_free(s3_response *rs)
 {
@@ -97,9 +92,8 @@ typedef struct xfer {
     s3_response *rs;
     CURL *easy;
     size_t upos;       /* upload position in rq->body */
-    char *buf;         /* kept answer */
-    size_t len, cap;
-    int overflow;      /* the answer was larger than we keep */
+    pc_buf body;       /* kept answer */
+    int overflow;      /* the answer was larger than we keep (or memory ran out) */
     int sink_failed;
     int stalled;       /* no byte moved either way for `timeout` seconds */
     uint64_t moved;    /* bytes moved so far, both ways */
@@ -122,25 +116,13 @@ static size_t on_read(char *dst, size_t size, size_t nmemb, void *ud)
 
 static void keep(xfer *x, const char *p, size_t n, size_t limit)
 {
-    if (x->overflow || x->len + n > limit) {
+    if (x->overflow || x->body.len + n > limit) {
         x->overflow = 1;
         return;
     }
-    if (x->len + n + 1 > x->cap) {
-        size_t cap = x->cap ? x->cap : 4096;
-        while (cap < x->len + n + 1)
-            cap *= 2;
-        char *b = realloc(x->buf, cap);
-        if (!b) {
-            x->overflow = 1;
-            return;
-        }
-        x->buf = b;
-        x->cap = cap;
-    }
-    memcpy(x->buf + x->len, p, n);
-    x->len += n;
-    x->buf[x->len] = 0;
+    pc_buf_add(&x->body, p, n);
+    if (x->body.oom)
+        x->overflow = 1;
 }
 
 static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
@@ -205,7 +187,7 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
 static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
     xfer *x = ud;
-    uint64_t moved = (uint64_t)dn + (uint64_t)un, now = now_ms();
+    uint64_t moved = (uint64_t)dn + (uint64_t)un, now = pc_now_ms();
     (void)dt, (void)ut;
     if (!x->rq->cleanup && x->in->host->cancelled(x->in->host))
         return 1;
@@ -385,10 +367,9 @@ int s3_do(s3_inst *in, CURL *easy, const s3_request *rq, s3_response *rs, char *
     const arca_host *h = in->host;
     char hash[65], *path = NULL, *query = NULL, *shown = NULL, last[1024] = "", msg[768];
     const char *payload_hash = rq->payload_sha256;
-    uint64_t start = now_ms(), deadline = start + (uint64_t)cfg->retry_time * 1000;
+    pc_retry budget;
     CURL *own = NULL;
     int rc = ARCA_EFAIL;
-    unsigned tries = 0;
 
     memset(rs, 0, sizeof *rs);
     err[0] = 0;
@@ -413,13 +394,15 @@ int s3_do(s3_inst *in, CURL *easy, const s3_request *rq, s3_response *rs, char *
         free(u);
     }
 
+    pc_retry_start(&budget, cfg->retries, cfg->retry_time);
     for (;;) {
         xfer x = {.in = in, .rq = rq, .rs = rs, .easy = easy};
         int cred_rc = 0;
-        s3_verdict v;
+        pc_verdict v;
         long status;
+        uint64_t wait;
 
-        tries++;
+        pc_retry_attempt(&budget);
         s3_response_free(rs);
         if (rq->reset)
             rq->reset(rq->ud);
@@ -427,7 +410,7 @@ int s3_do(s3_inst *in, CURL *easy, const s3_request *rq, s3_response *rs, char *
         if (cred_rc) {
             fmt(err, errlen, "%s", msg);
             rc = cred_rc;
-            free(x.buf);
+            pc_buf_free(&x.body);
             goto out;
         }
         status = rs->status;
@@ -436,13 +419,13 @@ int s3_do(s3_inst *in, CURL *easy, const s3_request *rq, s3_response *rs, char *
         if (cc == CURLE_ABORTED_BY_CALLBACK) {
             fmt(err, errlen, "%s: cancelled", shown);
             rc = ARCA_ECANCELED;
-            free(x.buf);
+            pc_buf_free(&x.body);
             goto out;
         }
         if (cc == CURLE_WRITE_ERROR && x.sink_failed) {
             fmt(err, errlen, "%s: the answer did not match the request (more data than asked for?)", shown);
             rc = ARCA_EINTEGRITY;
-            free(x.buf);
+            pc_buf_free(&x.body);
             goto out;
         }
         if (cc != CURLE_OK && !transient_curl(cc)) {
@@ -456,20 +439,20 @@ int s3_do(s3_inst *in, CURL *easy, const s3_request *rq, s3_response *rs, char *
                 snprintf(err + strlen(err), errlen - strlen(err),
                          " (hint: the server's certificate is not trusted: set ca_file to its CA; "
                          "verify_tls = false only for a test server)");
-            free(x.buf);
+            pc_buf_free(&x.body);
             goto out;
         }
         /* the answer's S3 error code, if any */
-        if (x.buf && x.len) {
-            const char *end = x.buf + x.len;
+        if (x.body.len) {
+            const char *end = x.body.p + x.body.len;
             const char *ev;
             size_t en;
-            if (s3_xml_elem(x.buf, end, "Error", &ev, &en))
+            if (s3_xml_elem(x.body.p, end, "Error", &ev, &en))
                 s3_xml_text(ev, ev + en, "Code", rs->code, sizeof rs->code);
         }
         if (cc == CURLE_OK && status >= 200 && status < 300 && !rs->code[0]) {
-            rs->body = x.buf;
-            rs->body_len = x.len;
+            rs->body_len = x.body.len;
+            rs->body = x.body.p; /* the answer's body now belongs to rs */
             if (x.overflow) {
                 fmt(err, errlen, "%s: the answer is larger than %zu MiB", shown, S3_KEEP_MAX >> 20);
                 rc = ARCA_EFAIL;
@@ -479,7 +462,7 @@ int s3_do(s3_inst *in, CURL *easy, const s3_request *rq, s3_response *rs, char *
             goto out;
         }
         if (cc == CURLE_OK && status == 404 && rq->missing_ok) {
-            free(x.buf);
+            pc_buf_free(&x.body);
             rc = ARCA_ENOENT;
             goto out;
         }
@@ -495,8 +478,8 @@ int s3_do(s3_inst *in, CURL *easy, const s3_request *rq, s3_response *rs, char *
             if (!rs->code[0] && !strcmp(rq->method, "HEAD"))
                 snprintf(rs->code, sizeof rs->code, "%s",
                          status == 404 ? "NotFound" : status == 403 ? "Forbidden" : "");
-            if (x.buf)
-                s3_xml_text(x.buf, x.buf + x.len, "Message", message, sizeof message);
+            if (x.body.p)
+                s3_xml_text(x.body.p, x.body.p + x.body.len, "Message", message, sizeof message);
             hint = s3_hint(status, rs->code);
             fmt(last, sizeof last, "%s: HTTP %ld%s%s%s%s%s%s%s%s%s%s", shown, status, rs->code[0] ? " " : "",
                 rs->code, message[0] ? ": " : "", message, x.region[0] ? " (bucket region: " : "", x.region,
@@ -505,8 +488,8 @@ int s3_do(s3_inst *in, CURL *easy, const s3_request *rq, s3_response *rs, char *
                 snprintf(last + strlen(last), sizeof last - strlen(last), " [request id %s]", x.request_id);
         }
         v = s3_classify(cc != CURLE_OK, status, rs->code);
-        free(x.buf);
-        if (v == S3_FAIL) {
+        pc_buf_free(&x.body);
+        if (v == PC_RETRY_FAIL) {
             fmt(err, errlen, "%s", last);
             rc = status == 404 ? ARCA_ENOENT : ARCA_EFAIL;
             goto out;
@@ -514,27 +497,17 @@ int s3_do(s3_inst *in, CURL *easy, const s3_request *rq, s3_response *rs, char *
         if (!strcmp(rs->code, "ExpiredToken"))
             s3_creds_invalidate(in);
         /* retry, if the budget allows */
-        uint32_t rnd = 0;
-        if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != (ssize_t)sizeof rnd)
-            rnd = (uint32_t)now_ms() * 2654435761u;
-        uint64_t wait = s3_backoff_ms(tries, rnd), now = now_ms();
-        if ((int64_t)tries > cfg->retries || now + wait > deadline) {
-            fmt(err, errlen, "%s (gave up after %u attempt%s in %.1f s)", last, tries, tries == 1 ? "" : "s",
-                (double)(now - start) / 1000.0);
+        if (!pc_retry_next(&budget, &wait)) {
+            fmt(err, errlen, "%s (gave up after %u attempt%s in %.1f s)", last, budget.tries,
+                budget.tries == 1 ? "" : "s", pc_retry_elapsed(&budget));
             rc = ARCA_EFAIL;
             goto out;
         }
-        h->log(h, ARCA_LOG_INFO, "%s; retry %u in %.1f s", last, tries, (double)wait / 1000.0);
-        while (wait) {
-            uint64_t slice = wait < 100 ? wait : 100;
-            struct timespec ts = {0, (long)slice * 1000000L};
-            nanosleep(&ts, NULL);
-            wait -= slice;
-            if (!rq->cleanup && h->cancelled(h)) {
-                fmt(err, errlen, "%s: cancelled", shown);
-                rc = ARCA_ECANCELED;
-                goto out;
-            }
+        h->log(h, ARCA_LOG_INFO, "%s; retry %u in %.1f s", last, budget.tries, (double)wait / 1000.0);
+        if (pc_retry_sleep(rq->cleanup ? NULL : h, wait) == ARCA_ECANCELED) {
+            fmt(err, errlen, "%s: cancelled", shown);
+            rc = ARCA_ECANCELED;
+            goto out;
         }
     }
 out:

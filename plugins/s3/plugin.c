@@ -254,6 +254,14 @@ static int s3_create(const arca_host *host, const void *config, void **out)
                                            "wildcard certificate; consider path_style = true", cfg->bucket);
     }
     in->scheme = scheme;
+    {
+        size_t n = strlen(scheme) + strlen(hostport) + 4;
+        if ((in->endpoint = malloc(n))) {
+            snprintf(in->endpoint, n, "%s://%s", scheme, hostport);
+            for (char *c = in->endpoint; *c; c++)
+                *c = (char)tolower((unsigned char)*c);
+        }
+    }
     if (virtual_host) {
         size_t n = strlen(cfg->bucket) + strlen(hostport) + 2;
         if ((in->authority = malloc(n)))
@@ -266,7 +274,7 @@ static int s3_create(const arca_host *host, const void *config, void **out)
         if ((in->base_path = malloc(n)))
             snprintf(in->base_path, n, "/%s", cfg->bucket);
     }
-    if (!in->authority || !in->base_path) {
+    if (!in->authority || !in->base_path || !in->endpoint) {
         s3_destroy(in);
         return host->error(host, ARCA_ENOMEM, "out of memory");
     }
@@ -312,6 +320,7 @@ static void s3_destroy(void *inst)
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_destroy(&in->share_lock[i]);
     free(in->scheme);
+    free(in->endpoint);
     free(in->authority);
     free(in->base_path);
     free(in->region);
@@ -319,6 +328,16 @@ static void s3_destroy(void *inst)
     free(in->profile);
     free(in->retain_until);
     free(in);
+}
+
+int s3_location(void *inst, char *buf, size_t cap)
+{
+    s3_inst *in = inst;
+    int n = snprintf(buf, cap, "s3://%s/%s at %s (region %s)", in->cfg->bucket, in->prefix, in->endpoint, in->region);
+    if (n < 0 || (size_t)n >= cap)
+        return in->host->error(in->host, ARCA_EFAIL, "the location of bucket '%s' needs %d bytes, %zu given",
+                               in->cfg->bucket, n + 1, cap);
+    return 0;
 }
 
 static const arca_destination_ops s3_destination_ops = {
@@ -332,6 +351,9 @@ static const arca_destination_ops s3_destination_ops = {
     .get_close = s3_get_close,
     .list = s3_list,
     .remove = s3_remove,
+    .remove_many = s3_remove_many,
+    .location = s3_location,
+    .cleanup = NULL, /* unfinished multipart uploads: not yet */
 };
 
 static const arca_plugin s3_plugin = {
@@ -350,17 +372,3 @@ static const arca_plugin s3_plugin = {
 };
 
 ARCA_PLUGIN_DEFINE(s3_plugin)
-
-/* Operations the ABI has no slot for yet, found with dlsym: a core that knows
- * this symbol can delete a backup's objects in one request. */
-typedef struct arca_s3_extensions {
-    uint32_t size;
-    int (*remove_many)(void *inst, const char *const *names, size_t n);
-} arca_s3_extensions;
-
-ARCA_EXPORT const arca_s3_extensions *arca_s3_extensions_entry(void);
-ARCA_EXPORT const arca_s3_extensions *arca_s3_extensions_entry(void)
-{
-    static const arca_s3_extensions ext = {sizeof(arca_s3_extensions), s3_remove_many};
-    return &ext;
-}

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pc_error.h"
 #include "s3.h"
 
 typedef struct s3_slot {
@@ -173,7 +174,7 @@ int s3_get_open(void *inst, const char *name, uint64_t offset, uint64_t length, 
     int rc;
 
     *out = NULL;
-    if ((rc = s3_check_name(h, name)))
+    if ((rc = s3_check_name(in, name)))
         return rc;
     if (length && offset + length < offset)
         return h->error(h, ARCA_ECONFIG, "read range of '%s' overflows", name);
@@ -252,7 +253,8 @@ int s3_get_read(void *get, void *buf, size_t cap, size_t *got)
         pthread_cond_wait(&g->cv, &g->mu);
     if (g->failed) {
         pthread_mutex_unlock(&g->mu);
-        return g->in->host->error(g->in->host, g->fail_code, "cannot read '%s': %s", g->name, g->err);
+        /* a download worker's failure, on the handle it belongs to */
+        return pc_handle_error(g->in->host, g, g->fail_code, "cannot read '%s': %s", g->name, g->err);
     }
     pthread_mutex_unlock(&g->mu);
     n = slot->len - g->cpos;

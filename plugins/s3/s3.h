@@ -72,6 +72,7 @@ typedef struct s3_inst {
     const arca_host *host;
     const s3_config *cfg;
     char *scheme;     /* "http" or "https" */
+    char *endpoint;   /* scheme://host[:port] without the bucket, lowercase: for location */
     char *authority;  /* what the Host header and the URL carry: [bucket.]host[:port] */
     char *base_path;  /* "" (virtual-hosted) or "/bucket" (path style) */
     char *region;
@@ -150,8 +151,9 @@ void s3_creds_destroy(s3_inst *in);
 char *s3_profile_region(const char *profile);
 
 /* ---- write.c / read.c / catalog.c ---------------------------------------- */
-/* Object names from the core are flat: no '/', no leading '.', not empty. */
-int s3_check_name(const arca_host *h, const char *name);
+/* The common name rules (pc_name.h), and a key (prefix + name) of at most
+ * S3_MAX_KEY bytes; ARCA_ECONFIG otherwise. */
+int s3_check_name(const s3_inst *in, const char *name);
 int s3_put_open(void *inst, const char *name, void **put);
 int s3_put_write(void *put, const void *buf, size_t len);
 int s3_put_commit(void *put);
@@ -164,6 +166,8 @@ int s3_remove(void *inst, const char *name);
 /* Multi-object delete, 1000 keys a request; names relative to the prefix.
  * Missing objects are not an error. */
 int s3_remove_many(void *inst, const char *const *names, size_t n);
+/* "s3://BUCKET/PREFIX at SCHEME://HOST[:PORT] (region REGION)". */
+int s3_location(void *inst, char *buf, size_t cap);
 /* HEAD: size and ETag, ARCA_ENOENT if missing (no error reported then). */
 int s3_head(s3_inst *in, const char *key, uint64_t *size, char *etag, size_t etaglen, char *err,
             size_t errlen);

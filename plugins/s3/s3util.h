@@ -1,13 +1,15 @@
 /* s3 plugin: pure helpers with no network and no curl, so that unit tests can
  * compile them directly: SigV4 (sigv4.c, OpenSSL only), scanning of S3's XML,
- * the AWS INI files and IMDS JSON, dates, part sizing (parse.c), and the
- * retry policy (retry.c). */
+ * the AWS INI files and IMDS JSON, dates, part sizing (parse.c), and what S3
+ * error codes mean for retries and hints (codes.c). */
 #ifndef ARCA_S3UTIL_H
 #define ARCA_S3UTIL_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
+
+#include "pc_retry.h"
 
 /* A name/value pair: query parameters and request headers. */
 typedef struct s3_kv {
@@ -92,6 +94,7 @@ int s3_json_str(const char *json, const char *key, char *out, size_t cap);
 #define S3_MIN_PART ((uint64_t)5 << 20)
 #define S3_MAX_PART ((uint64_t)5 << 30)
 #define S3_MAX_OBJECT ((uint64_t)5 << 40)
+#define S3_MAX_KEY 1024 /* bytes of an object key, prefix included */
 /* Parts per size step: the size doubles every S3_PART_STEP parts, which keeps
  * 10,000 parts enough for 5 TiB even from the 5 MiB minimum. */
 #define S3_PART_STEP 900u
@@ -99,18 +102,13 @@ int s3_json_str(const char *json, const char *key, char *out, size_t cap);
  * S3_PART_STEP parts, capped at 5 GiB. */
 uint64_t s3_part_size_for(uint64_t base, uint32_t n);
 
-/* ---- retry.c ---------------------------------------------------------------- */
+/* ---- codes.c ---------------------------------------------------------------- */
 
-typedef enum { S3_DONE = 0, S3_RETRY = 1, S3_FAIL = 2 } s3_verdict;
-/* What to do with an answer: `transport` is nonzero when no complete answer
- * came (connection reset, timeout, refused); else HTTP status and S3 error
- * code ("" if none). 2xx with an error body (CompleteMultipartUpload) is
- * passed as status 200 with its code. */
-s3_verdict s3_classify(int transport, long status, const char *code);
-/* Milliseconds to wait before retry number `attempt` (1-based): a ceiling
- * doubling from 100 ms up to 20 s, and a wait drawn (from `rnd`) uniformly
- * between half the ceiling and the ceiling. */
-uint64_t s3_backoff_ms(unsigned attempt, uint32_t rnd);
+/* What to do with an answer (the common HTTP policy refined by S3's codes):
+ * `transport` is nonzero when no complete answer came; else HTTP status and
+ * S3 error code ("" if none). 2xx with an error body (CompleteMultipartUpload)
+ * is passed as status 200 with its code. */
+pc_verdict s3_classify(int transport, long status, const char *code);
 /* One line the user can act on for an S3 error, or NULL. */
 const char *s3_hint(long status, const char *code);
 

@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pc_buf.h"
+#include "pc_error.h"
+#include "pc_name.h"
 #include "s3.h"
 
 typedef struct s3_part {
@@ -55,22 +58,24 @@ static void put_fail(s3_put *p, int code, const char *msg)
     pthread_cond_broadcast(&p->cv);
 }
 
-static int name_ok(const arca_host *h, const char *name)
+/* The common name rules, and S3's own limit: the key (prefix + name) has at
+ * most 1024 bytes. */
+int s3_check_name(const s3_inst *in, const char *name)
 {
-    if (!name || !*name)
-        return h->error(h, ARCA_ECONFIG, "empty object name");
-    if (strchr(name, '/'))
-        return h->error(h, ARCA_ECONFIG, "object name '%s' contains '/'", name);
-    if (name[0] == '.')
-        return h->error(h, ARCA_ECONFIG, "object name '%s' starts with '.'", name);
-    if (strlen(name) > 900)
-        return h->error(h, ARCA_ECONFIG, "object name '%.40s...' is too long for an S3 key", name);
-    return 0;
-}
+    int rc = pc_check_name(in->host, name);
+    size_t klen;
 
-int s3_check_name(const arca_host *h, const char *name)
-{
-    return name_ok(h, name);
+    if (rc)
+        return rc;
+    klen = strlen(in->prefix) + strlen(name);
+    if (klen > S3_MAX_KEY) {
+        char shown[128];
+        pc_name_shown(name, shown, sizeof shown);
+        return in->host->error(in->host, ARCA_ECONFIG,
+                               "object name '%s' refused: with prefix '%s' its key is %zu bytes, more than S3's %d",
+                               shown, in->prefix, klen, S3_MAX_KEY);
+    }
+    return 0;
 }
 
 /* The headers that describe a new object: storage class, encryption, lock. */
@@ -196,9 +201,9 @@ static int start_multipart(s3_put *p)
     }
     s3_response_free(&rs);
     if (rc)
-        return in->host->error(in->host, rc, "cannot start the multipart upload of '%s': %s", p->name, err);
+        return pc_handle_error(in->host, p, rc, "cannot start the multipart upload of '%s': %s", p->name, err);
     if (!(p->etags = calloc(S3_MAX_PARTS, sizeof *p->etags)))
-        return in->host->error(in->host, ARCA_ENOMEM, "out of memory");
+        return pc_handle_error(in->host, p, ARCA_ENOMEM, "out of memory");
     pthread_mutex_lock(&p->mu);
     for (int i = 0; i < in->concurrency && i < 64; i++) {
         if (pthread_create(&p->threads[i], NULL, worker, p))
@@ -207,7 +212,7 @@ static int start_multipart(s3_put *p)
     }
     pthread_mutex_unlock(&p->mu);
     if (!p->nthreads)
-        return in->host->error(in->host, ARCA_EFAIL, "cannot start upload threads");
+        return pc_handle_error(in->host, p, ARCA_EFAIL, "cannot start upload threads");
     return 0;
 }
 
@@ -287,7 +292,7 @@ int s3_put_open(void *inst, const char *name, void **out)
     int rc;
 
     *out = NULL;
-    if ((rc = name_ok(in->host, name)))
+    if ((rc = s3_check_name(in, name)))
         return rc;
     if (!(p = calloc(1, sizeof *p)))
         return in->host->error(in->host, ARCA_ENOMEM, "out of memory");
@@ -325,7 +330,7 @@ static int next_buffer(s3_put *p)
         pthread_cond_wait(&p->cv, &p->mu);
     if (p->failed) {
         pthread_mutex_unlock(&p->mu);
-        return in->host->error(in->host, p->fail_code, "upload of '%s' failed: %s", p->name, p->err);
+        return pc_handle_error(in->host, p, p->fail_code, "upload of '%s' failed: %s", p->name, p->err);
     }
     if (p->spare) {
         part = p->spare;
@@ -335,13 +340,13 @@ static int next_buffer(s3_put *p)
     }
     pthread_mutex_unlock(&p->mu);
     if (!part && !(part = calloc(1, sizeof *part)))
-        return in->host->error(in->host, ARCA_ENOMEM, "out of memory");
+        return pc_handle_error(in->host, p, ARCA_ENOMEM, "out of memory");
     if (part->cap < target && p->next_number > 1) {
         /* parts after the first are full size at once: no realloc churn */
         char *b = realloc(part->buf, (size_t)target);
         if (!b) {
             free_part(part);
-            return in->host->error(in->host, ARCA_ENOMEM, "out of memory for a %llu-byte part",
+            return pc_handle_error(in->host, p, ARCA_ENOMEM, "out of memory for a %llu-byte part",
                                    (unsigned long long)target);
         }
         part->buf = b;
@@ -360,14 +365,14 @@ static int flush_part(s3_put *p)
 {
     int rc;
     if (p->next_number - 1 >= S3_MAX_PARTS)
-        return p->in->host->error(p->in->host, ARCA_EFAIL, "'%s' needs more than %u parts (over 5 TiB?)", p->name,
+        return pc_handle_error(p->in->host, p, ARCA_EFAIL, "'%s' needs more than %u parts (over 5 TiB?)", p->name,
                                   S3_MAX_PARTS);
     if (!p->upload_id && (rc = start_multipart(p)))
         return rc;
     pthread_mutex_lock(&p->mu);
     if (p->failed) {
         pthread_mutex_unlock(&p->mu);
-        return p->in->host->error(p->in->host, p->fail_code, "upload of '%s' failed: %s", p->name, p->err);
+        return pc_handle_error(p->in->host, p, p->fail_code, "upload of '%s' failed: %s", p->name, p->err);
     }
     if (p->qtail)
         p->qtail->next = p->cur;
@@ -407,7 +412,7 @@ int s3_put_write(void *put, const void *buf, size_t len)
                 cap = c->target;
             char *b = realloc(c->buf, cap);
             if (!b)
-                return p->in->host->error(p->in->host, ARCA_ENOMEM, "out of memory");
+                return pc_handle_error(p->in->host, p, ARCA_ENOMEM, "out of memory");
             c->buf = b;
             c->cap = cap;
         }
@@ -437,7 +442,7 @@ static int single_put(s3_put *p)
     int rc = s3_do(in, NULL, &rq, &rs, err, sizeof err);
     s3_response_free(&rs);
     if (rc)
-        return in->host->error(in->host, rc, "cannot store '%s': %s", p->name, err);
+        return pc_handle_error(in->host, p, rc, "cannot store '%s': %s", p->name, err);
     return 0;
 }
 
@@ -457,25 +462,25 @@ static int complete_multipart(s3_put *p)
 {
     s3_inst *in = p->in;
     uint32_t nparts = p->next_number - 1;
-    size_t cap = 128 + (size_t)nparts * 200, len = 0;
-    char *xml = malloc(cap), err[1200];
+    pc_buf body = {0};
+    char err[1200];
     s3_kv q[1] = {{"uploadId", p->upload_id}}, hd[1] = {{"content-type", "application/xml"}};
     s3_response rs;
     int rc;
 
-    if (!xml)
-        return in->host->error(in->host, ARCA_ENOMEM, "out of memory");
-    len += (size_t)snprintf(xml + len, cap - len,
-                            "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
+    pc_buf_str(&body, "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
     for (uint32_t i = 0; i < nparts; i++) {
         if (!p->etags[i]) {
-            free(xml);
-            return in->host->error(in->host, ARCA_EFAIL, "upload of '%s': part %u has no ETag", p->name, i + 1);
+            pc_buf_free(&body);
+            return pc_handle_error(in->host, p, ARCA_EFAIL, "upload of '%s': part %u has no ETag", p->name, i + 1);
         }
-        len += (size_t)snprintf(xml + len, cap - len, "<Part><PartNumber>%u</PartNumber><ETag>%.150s</ETag></Part>",
-                                i + 1, p->etags[i]);
+        pc_buf_printf(&body, "<Part><PartNumber>%u</PartNumber><ETag>%.150s</ETag></Part>", i + 1, p->etags[i]);
     }
-    len += (size_t)snprintf(xml + len, cap - len, "</CompleteMultipartUpload>");
+    pc_buf_str(&body, "</CompleteMultipartUpload>");
+    size_t len = body.len;
+    char *xml = pc_buf_take(&body);
+    if (!xml)
+        return pc_handle_error(in->host, p, ARCA_ENOMEM, "out of memory");
     s3_request rq = {.method = "POST", .key = p->key, .query = q, .nquery = 1, .headers = hd, .nheaders = 1,
                      .body = xml, .body_len = len};
     rc = s3_do(in, NULL, &rq, &rs, err, sizeof err);
@@ -497,7 +502,7 @@ static int complete_multipart(s3_put *p)
     }
     s3_response_free(&rs);
     if (rc)
-        return in->host->error(in->host, rc == ARCA_ENOENT ? ARCA_EFAIL : rc,
+        return pc_handle_error(in->host, p, rc == ARCA_ENOENT ? ARCA_EFAIL : rc,
                                "cannot complete the multipart upload of '%s': %s", p->name, err);
     return 0;
 }
@@ -519,7 +524,7 @@ int s3_put_commit(void *put)
         rc = 0;
     join_workers(p);
     if (!rc && p->failed)
-        rc = in->host->error(in->host, p->fail_code, "upload of '%s' failed: %s", p->name, p->err);
+        rc = pc_handle_error(in->host, p, p->fail_code, "upload of '%s' failed: %s", p->name, p->err);
     if (!rc && (rc = complete_multipart(p))) {
         /* it may still have become visible (an ambiguous answer): make sure it is not */
         char err[1200];

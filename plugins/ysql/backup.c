@@ -62,10 +62,10 @@ int bk_join_snapshot(bk *b, PGconn *c)
     int rc = ysql_exec(c, &b->err, "cannot start the export transaction",
                        "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
     if (rc == ARCA_OK && b->snapshot) {
-        ysql_buf sql = {0};
-        ysql_buf_str(&sql, "SET TRANSACTION SNAPSHOT ");
+        pc_buf sql = {0};
+        pc_buf_str(&sql, "SET TRANSACTION SNAPSHOT ");
         ysql_buf_literal(&sql, b->snapshot);
-        char *s = ysql_buf_take(&sql);
+        char *s = pc_buf_take(&sql);
         rc = s ? ysql_exec(c, &b->err, "cannot import the backup's snapshot", s)
                : ysql_fail(&b->err, ARCA_ENOMEM, "out of memory");
         free(s);
@@ -117,14 +117,14 @@ static int bk_open_snapshot(bk *b)
 /* ---- the table catalog ----------------------------------------------------------------- */
 
 /* "(cond) OR (cond) ..." over the patterns, parameters appended to params. */
-static int pattern_sql(bk *b, char **patterns, ysql_buf *sql, char ***params, int *np,
+static int pattern_sql(bk *b, char **patterns, pc_buf *sql, char ***params, int *np,
                        const char *none)
 {
     if (!patterns) {
-        ysql_buf_str(sql, none);
+        pc_buf_str(sql, none);
         return ARCA_OK;
     }
-    ysql_buf_str(sql, "(FALSE");
+    pc_buf_str(sql, "(FALSE");
     for (char **p = patterns; *p; p++) {
         char *s = NULL, *t = NULL, err[256];
         if (ysql_pattern_regex(*p, &s, &t, err, sizeof err) < 0)
@@ -139,13 +139,13 @@ static int pattern_sql(bk *b, char **patterns, ysql_buf *sql, char ***params, in
         if (s) {
             v[(*np)++] = s;
             v[(*np)++] = t;
-            ysql_buf_printf(sql, " OR (nspname ~ $%d AND relname ~ $%d)", *np - 1, *np);
+            pc_buf_printf(sql, " OR (nspname ~ $%d AND relname ~ $%d)", *np - 1, *np);
         } else {
             v[(*np)++] = t;
-            ysql_buf_printf(sql, " OR (pg_catalog.pg_table_is_visible(oid) AND relname ~ $%d)", *np);
+            pc_buf_printf(sql, " OR (pg_catalog.pg_table_is_visible(oid) AND relname ~ $%d)", *np);
         }
     }
-    ysql_buf_str(sql, ")");
+    pc_buf_str(sql, ")");
     return ARCA_OK;
 }
 
@@ -234,10 +234,10 @@ static int bk_table_from_json(bk *b, const char *text, cat_table *t, uint32_t *o
 
 static int bk_read_catalog(bk *b)
 {
-    ysql_buf sql = {0};
+    pc_buf sql = {0};
     char **params = NULL;
     int np = 0, rc;
-    ysql_buf_str(&sql,
+    pc_buf_str(&sql,
         "WITH cand AS (SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c"
         " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
         " WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'"
@@ -247,16 +247,16 @@ static int bk_read_catalog(bk *b)
         "  AND d.deptype = 'e')),"
         " sel AS (SELECT oid FROM cand WHERE ");
     rc = pattern_sql(b, b->yi->tables, &sql, &params, &np, "TRUE");
-    ysql_buf_str(&sql, "), exc AS (SELECT oid FROM cand WHERE ");
+    pc_buf_str(&sql, "), exc AS (SELECT oid FROM cand WHERE ");
     if (rc == ARCA_OK)
         rc = pattern_sql(b, b->yi->exclude, &sql, &params, &np, "FALSE");
-    ysql_buf_str(&sql,
+    pc_buf_str(&sql,
         "), selx AS (SELECT oid FROM sel UNION"
         "  SELECT t.relid FROM sel, pg_catalog.pg_partition_tree(sel.oid) t),"
         " excx AS (SELECT oid FROM exc UNION"
         "  SELECT t.relid FROM exc, pg_catalog.pg_partition_tree(exc.oid) t) ");
-    ysql_buf_str(&sql, CATALOG_SELECT);
-    char *q = ysql_buf_take(&sql);
+    pc_buf_str(&sql, CATALOG_SELECT);
+    char *q = pc_buf_take(&sql);
     PGresult *r = NULL;
     if (rc == ARCA_OK && !q)
         rc = ysql_fail(&b->err, ARCA_ENOMEM, "out of memory");
@@ -296,17 +296,17 @@ static int bk_lock_tables(bk *b)
     if (b->is_yb)
         return ARCA_OK;
     for (size_t i = 0; i < b->cat.n;) {
-        ysql_buf sql = {0};
-        ysql_buf_str(&sql, "LOCK TABLE ");
+        pc_buf sql = {0};
+        pc_buf_str(&sql, "LOCK TABLE ");
         for (size_t k = 0; i < b->cat.n && k < 500; i++, k++) {
             if (k)
-                ysql_buf_str(&sql, ", ");
+                pc_buf_str(&sql, ", ");
             ysql_buf_ident(&sql, b->cat.v[i].schema);
-            ysql_buf_str(&sql, ".");
+            pc_buf_str(&sql, ".");
             ysql_buf_ident(&sql, b->cat.v[i].name);
         }
-        ysql_buf_str(&sql, " IN ACCESS SHARE MODE");
-        char *s = ysql_buf_take(&sql);
+        pc_buf_str(&sql, " IN ACCESS SHARE MODE");
+        char *s = pc_buf_take(&sql);
         int rc = s ? ysql_exec(b->master, &b->err, "cannot lock the tables", s)
                    : ysql_fail(&b->err, ARCA_ENOMEM, "out of memory");
         free(s);
@@ -335,7 +335,7 @@ typedef struct bk_dump {
     bk *b;
     const char *what; /* "pre-data", "post-data", "roles" */
     char **argv;
-    ysql_buf out;
+    pc_buf out;
     pthread_t th;
     int started;
 } bk_dump;
@@ -344,14 +344,14 @@ static void *bk_dump_run(void *arg)
 {
     bk_dump *d = arg;
     bk *b = d->b;
-    ysql_buf errout = {0};
+    pc_buf errout = {0};
     int status = 0;
     int rc = ysql_run(b->h, &b->err, d->argv, b->yi->cfg->password, NULL, 0, &d->out, &errout,
                       &status);
     if (rc == ARCA_OK && status != 0) {
         char st[64];
-        ysql_status_text(status, st, sizeof st);
-        char *tail = ysql_stderr_tail(&errout, 1500);
+        pc_proc_status_text(status, st, sizeof st);
+        char *tail = pc_proc_err_tail(&errout, 1500);
         const char *hint = tail && strstr(tail, "server version mismatch")
                                ? "\nhint: set dump_command to a dump tool of the server's major version"
                                : "";
@@ -359,18 +359,18 @@ static void *bk_dump_run(void *arg)
                   d->what, st, tail ? tail : "", hint);
         free(tail);
     } else if (rc == ARCA_OK && errout.len) {
-        char *tail = ysql_stderr_tail(&errout, 1000);
+        char *tail = pc_proc_err_tail(&errout, 1000);
         b->h->log(b->h, ARCA_LOG_WARN, "%s (%s dump) said: %s", d->argv[0], d->what, tail ? tail : "");
         free(tail);
     }
-    ysql_buf_free(&errout);
+    pc_buf_free(&errout);
     return NULL;
 }
 
 static void bk_dump_free(bk_dump *d)
 {
     ysql_strv_free(d->argv);
-    ysql_buf_free(&d->out);
+    pc_buf_free(&d->out);
 }
 
 /* argv of one dump: tool, fixed flags, YugabyteDB flags, table selection, -d conninfo. */
@@ -385,18 +385,18 @@ static int bk_dump_argv(bk *b, bk_dump *d, const char *section)
 #define ADD(s) do { if (!(v[n++] = (s))) oom = 1; } while (0)
     if (section) {
         ADD(strdup(b->dump_path));
-        ysql_buf sec = {0};
-        ysql_buf_printf(&sec, "--section=%s", section);
-        ADD(ysql_buf_take(&sec));
+        pc_buf sec = {0};
+        pc_buf_printf(&sec, "--section=%s", section);
+        ADD(pc_buf_take(&sec));
         ADD(strdup("--no-password"));
         n += (size_t)ybx_dump_args(b->is_yb, b->read_time, b->snapshot, v + n, 3);
         for (size_t i = 0; i < b->cat.n && b->tables_mode; i++) {
-            ysql_buf t = {0};
-            ysql_buf_str(&t, "--table=");
+            pc_buf t = {0};
+            pc_buf_str(&t, "--table=");
             ysql_buf_ident(&t, b->cat.v[i].schema);
-            ysql_buf_str(&t, ".");
+            pc_buf_str(&t, ".");
             ysql_buf_ident(&t, b->cat.v[i].name);
-            ADD(ysql_buf_take(&t));
+            ADD(pc_buf_take(&t));
         }
     } else {
         ADD(strdup(b->dumpall_path));
@@ -417,21 +417,21 @@ static int bk_exclude_argv(bk *b, bk_dump *d)
     if (b->tables_mode || !b->yi->exclude)
         return ARCA_OK;
     PGresult *r = NULL;
-    ysql_buf sql = {0};
+    pc_buf sql = {0};
     char **params = NULL;
     int np = 0;
-    ysql_buf_str(&sql,
+    pc_buf_str(&sql,
         "WITH cand AS (SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c"
         " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
         " WHERE c.relkind IN ('r', 'p') AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'),"
         " exc AS (SELECT oid FROM cand WHERE ");
     int rc = pattern_sql(b, b->yi->exclude, &sql, &params, &np, "FALSE");
-    ysql_buf_str(&sql, "), excx AS (SELECT oid FROM exc UNION"
+    pc_buf_str(&sql, "), excx AS (SELECT oid FROM exc UNION"
                        " SELECT t.relid FROM exc, pg_catalog.pg_partition_tree(exc.oid) t)"
                        " SELECT n.nspname, c.relname FROM pg_catalog.pg_class c"
                        " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
                        " WHERE c.oid IN (SELECT oid FROM excx)");
-    char *q = ysql_buf_take(&sql);
+    char *q = pc_buf_take(&sql);
     if (rc == ARCA_OK && q)
         r = ysql_query(b->master, &b->err, "cannot list the excluded tables", q, np,
                        (const char *const *)params);
@@ -455,12 +455,12 @@ static int bk_exclude_argv(bk *b, bk_dump *d)
     char *dflag = v[have - 2], *conn = v[have - 1];
     have -= 2;
     for (int i = 0; i < nx; i++) {
-        ysql_buf t = {0};
-        ysql_buf_str(&t, "--exclude-table=");
+        pc_buf t = {0};
+        pc_buf_str(&t, "--exclude-table=");
         ysql_buf_ident(&t, PQgetvalue(r, i, 0));
-        ysql_buf_str(&t, ".");
+        pc_buf_str(&t, ".");
         ysql_buf_ident(&t, PQgetvalue(r, i, 1));
-        v[have++] = ysql_buf_take(&t);
+        v[have++] = pc_buf_take(&t);
     }
     v[have++] = dflag;
     v[have++] = conn;
@@ -637,21 +637,21 @@ static int bk_sequences(bk *b, char **json_out)
     }
     /* one round trip per 200 sequences: SELECT i, last_value, is_called FROM s UNION ALL ... */
     for (int i = 0; rc == ARCA_OK && i < n;) {
-        ysql_buf sql = {0};
+        pc_buf sql = {0};
         int k = 0;
         for (; i < n && k < 200; i++) {
             if (!keep[i])
                 continue;
-            ysql_buf_printf(&sql, "%sSELECT %d, last_value, is_called FROM ", k++ ? " UNION ALL " : "", i);
+            pc_buf_printf(&sql, "%sSELECT %d, last_value, is_called FROM ", k++ ? " UNION ALL " : "", i);
             ysql_buf_ident(&sql, PQgetvalue(r, i, 0));
-            ysql_buf_str(&sql, ".");
+            pc_buf_str(&sql, ".");
             ysql_buf_ident(&sql, PQgetvalue(r, i, 1));
         }
         if (!k) {
-            ysql_buf_free(&sql);
+            pc_buf_free(&sql);
             break;
         }
-        char *q = ysql_buf_take(&sql);
+        char *q = pc_buf_take(&sql);
         PGresult *v = q ? ysql_query(b->master, &b->err, "cannot read the sequence values", q, 0, NULL) : NULL;
         free(q);
         if (!v) {
@@ -746,7 +746,7 @@ static int bk_run(bk *b)
     if (rc == ARCA_OK)
         rc = bk_write_object(b, "schema/pre-data.sql", dumps[0].out.p ? dumps[0].out.p : "",
                              dumps[0].out.len, NULL);
-    ysql_buf_free(&dumps[0].out); /* the post-data script is kept for the end */
+    pc_buf_free(&dumps[0].out); /* the post-data script is kept for the end */
     if (rc == ARCA_OK)
         rc = bk_sequences(b, &seqs);
     if (rc == ARCA_OK)

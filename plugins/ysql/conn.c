@@ -143,7 +143,7 @@ char *ysql_child_conninfo(const ysql_inst *yi, const char *dbname, const char *a
     char port[24], timeout[24];
     snprintf(port, sizeof port, "%lld", (long long)c->port);
     snprintf(timeout, sizeof timeout, "%lld", (long long)c->connect_timeout);
-    ysql_buf b = {0};
+    pc_buf b = {0};
     ysql_buf_conninfo(&b, "host", c->host);
     ysql_buf_conninfo(&b, "port", port);
     ysql_buf_conninfo(&b, "user", c->user);
@@ -153,29 +153,29 @@ char *ysql_child_conninfo(const ysql_inst *yi, const char *dbname, const char *a
     ysql_buf_conninfo(&b, "application_name", appname);
     if (c->sslrootcert && *c->sslrootcert)
         ysql_buf_conninfo(&b, "sslrootcert", c->sslrootcert);
-    return ysql_buf_take(&b);
+    return pc_buf_take(&b);
 }
 
 char *ysql_pg_message(PGconn *c, const PGresult *r)
 {
-    ysql_buf b = {0};
+    pc_buf b = {0};
     const char *prim = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     if (prim) {
         const char *sev = PQresultErrorField(r, PG_DIAG_SEVERITY);
         const char *detail = PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL);
         const char *hint = PQresultErrorField(r, PG_DIAG_MESSAGE_HINT);
         const char *ctx = PQresultErrorField(r, PG_DIAG_CONTEXT);
-        ysql_buf_printf(&b, "%s: %s", sev ? sev : "ERROR", prim);
+        pc_buf_printf(&b, "%s: %s", sev ? sev : "ERROR", prim);
         if (detail)
-            ysql_buf_printf(&b, " (%s)", detail);
+            pc_buf_printf(&b, " (%s)", detail);
         if (ctx)
-            ysql_buf_printf(&b, " [%s]", ctx);
+            pc_buf_printf(&b, " [%s]", ctx);
         if (hint)
-            ysql_buf_printf(&b, "\nhint: %s", hint);
+            pc_buf_printf(&b, "\nhint: %s", hint);
     } else {
-        ysql_buf_str(&b, PQerrorMessage(c));
+        pc_buf_str(&b, PQerrorMessage(c));
     }
-    char *m = ysql_buf_take(&b);
+    char *m = pc_buf_take(&b);
     if (m) {
         size_t n = strlen(m);
         while (n && (m[n - 1] == '\n' || m[n - 1] == ' '))

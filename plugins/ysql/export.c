@@ -75,39 +75,39 @@ int bk_plan_slices(bk *b)
 /* COPY statement of one slice. */
 static char *slice_copy_sql(const cat_table *t, const bk_slice *s)
 {
-    ysql_buf q = {0};
+    pc_buf q = {0};
     if (s->from < 0) {
-        ysql_buf_str(&q, "COPY ");
+        pc_buf_str(&q, "COPY ");
         ysql_buf_ident(&q, t->schema);
-        ysql_buf_str(&q, ".");
+        pc_buf_str(&q, ".");
         ysql_buf_ident(&q, t->name);
         if (t->columns[0]) {
-            ysql_buf_str(&q, " (");
+            pc_buf_str(&q, " (");
             for (char **c = t->columns; *c; c++) {
                 if (c != t->columns)
-                    ysql_buf_str(&q, ", ");
+                    pc_buf_str(&q, ", ");
                 ysql_buf_ident(&q, *c);
             }
-            ysql_buf_str(&q, ")");
+            pc_buf_str(&q, ")");
         }
-        ysql_buf_str(&q, " TO STDOUT");
-        return ysql_buf_take(&q);
+        pc_buf_str(&q, " TO STDOUT");
+        return pc_buf_take(&q);
     }
-    ysql_buf_str(&q, "COPY (SELECT ");
+    pc_buf_str(&q, "COPY (SELECT ");
     for (char **c = t->columns; *c; c++) {
         if (c != t->columns)
-            ysql_buf_str(&q, ", ");
+            pc_buf_str(&q, ", ");
         ysql_buf_ident(&q, *c);
     }
-    ysql_buf_str(&q, " FROM ONLY ");
+    pc_buf_str(&q, " FROM ONLY ");
     ysql_buf_ident(&q, t->schema);
-    ysql_buf_str(&q, ".");
+    pc_buf_str(&q, ".");
     ysql_buf_ident(&q, t->name);
-    ysql_buf_printf(&q, " WHERE ctid >= '(%" PRId64 ",0)'::pg_catalog.tid", s->from);
+    pc_buf_printf(&q, " WHERE ctid >= '(%" PRId64 ",0)'::pg_catalog.tid", s->from);
     if (s->to >= 0)
-        ysql_buf_printf(&q, " AND ctid < '(%" PRId64 ",0)'::pg_catalog.tid", s->to);
-    ysql_buf_str(&q, ") TO STDOUT");
-    return ysql_buf_take(&q);
+        pc_buf_printf(&q, " AND ctid < '(%" PRId64 ",0)'::pg_catalog.tid", s->to);
+    pc_buf_str(&q, ") TO STDOUT");
+    return pc_buf_take(&q);
 }
 
 typedef struct bk_worker {
@@ -116,7 +116,7 @@ typedef struct bk_worker {
     int started;
     PGconn *conn;
     ysql_hasher *hasher;
-    ysql_buf out;
+    pc_buf out;
 } bk_worker;
 
 static int bk_next_slice(bk *b, size_t *i)
@@ -177,7 +177,7 @@ static int bk_copy_slice(bk_worker *w, const cat_table *t, const bk_slice *s, ar
         if (rc == ARCA_OK) {
             if (ysql_digest_row(w->hasher, dg, row, (size_t)n) < 0)
                 rc = ysql_fail(&b->err, ARCA_EFAIL, "cannot hash a row of %s (libcrypto)", label);
-            ysql_buf_add(&w->out, row, (size_t)n);
+            pc_buf_add(&w->out, row, (size_t)n);
             if (w->out.oom)
                 rc = ysql_fail(&b->err, ARCA_ENOMEM, "out of memory");
         }
@@ -224,9 +224,9 @@ static int bk_export_slice(bk_worker *w, const bk_slice *s)
     const cat_table *t = &b->cat.v[s->table];
     char *comp = ysql_object_component(t->schema, t->name);
     char *label = ysql_qualified(t->schema, t->name);
-    ysql_buf name = {0};
-    ysql_buf_printf(&name, "data/%s/part-%04d", comp ? comp : "", s->index);
-    char *oname = ysql_buf_take(&name);
+    pc_buf name = {0};
+    pc_buf_printf(&name, "data/%s/part-%04d", comp ? comp : "", s->index);
+    char *oname = pc_buf_take(&name);
     free(comp);
     if (!oname || !label) {
         free(oname);
@@ -326,7 +326,7 @@ int bk_export_data(bk *b)
         if (w[i].conn)
             PQfinish(w[i].conn);
         ysql_hasher_free(w[i].hasher);
-        ysql_buf_free(&w[i].out);
+        pc_buf_free(&w[i].out);
     }
     free(w);
     return ysql_failed(&b->err);

@@ -6,49 +6,49 @@
 #include <stdlib.h>
 #include <string.h>
 
-void ysql_buf_ident(ysql_buf *b, const char *name)
+void ysql_buf_ident(pc_buf *b, const char *name)
 {
-    ysql_buf_add(b, "\"", 1);
+    pc_buf_add(b, "\"", 1);
     for (const char *p = name; *p; p++) {
         if (*p == '"')
-            ysql_buf_add(b, "\"", 1);
-        ysql_buf_add(b, p, 1);
+            pc_buf_add(b, "\"", 1);
+        pc_buf_add(b, p, 1);
     }
-    ysql_buf_add(b, "\"", 1);
+    pc_buf_add(b, "\"", 1);
 }
 
-void ysql_buf_literal(ysql_buf *b, const char *text)
+void ysql_buf_literal(pc_buf *b, const char *text)
 {
-    ysql_buf_add(b, "'", 1);
+    pc_buf_add(b, "'", 1);
     for (const char *p = text; *p; p++) {
         if (*p == '\'')
-            ysql_buf_add(b, "'", 1);
-        ysql_buf_add(b, p, 1);
+            pc_buf_add(b, "'", 1);
+        pc_buf_add(b, p, 1);
     }
-    ysql_buf_add(b, "'", 1);
+    pc_buf_add(b, "'", 1);
 }
 
 char *ysql_qualified(const char *schema, const char *name)
 {
-    ysql_buf b = {0};
+    pc_buf b = {0};
     ysql_buf_ident(&b, schema);
-    ysql_buf_add(&b, ".", 1);
+    pc_buf_add(&b, ".", 1);
     ysql_buf_ident(&b, name);
-    return ysql_buf_take(&b);
+    return pc_buf_take(&b);
 }
 
-void ysql_buf_conninfo(ysql_buf *b, const char *key, const char *value)
+void ysql_buf_conninfo(pc_buf *b, const char *key, const char *value)
 {
     if (b->len)
-        ysql_buf_add(b, " ", 1);
-    ysql_buf_str(b, key);
-    ysql_buf_add(b, "='", 2);
+        pc_buf_add(b, " ", 1);
+    pc_buf_str(b, key);
+    pc_buf_add(b, "='", 2);
     for (const char *p = value; *p; p++) {
         if (*p == '\'' || *p == '\\')
-            ysql_buf_add(b, "\\", 1);
-        ysql_buf_add(b, p, 1);
+            pc_buf_add(b, "\\", 1);
+        pc_buf_add(b, p, 1);
     }
-    ysql_buf_add(b, "'", 1);
+    pc_buf_add(b, "'", 1);
 }
 
 static void set_err(char *err, size_t errlen, const char *msg, const char *text)
@@ -59,17 +59,17 @@ static void set_err(char *err, size_t errlen, const char *msg, const char *text)
 
 /* One dot-separated part of a name or pattern starting at *pp; stops at an
  * unquoted '.' or the end. `regex` selects pattern translation. */
-static int scan_part(const char **pp, ysql_buf *out, int regex)
+static int scan_part(const char **pp, pc_buf *out, int regex)
 {
     const char *p = *pp;
     int inquotes = 0;
     if (regex)
-        ysql_buf_str(out, "^(");
+        pc_buf_str(out, "^(");
     for (; *p; p++) {
         char ch = *p;
         if (ch == '"') {
             if (inquotes && p[1] == '"') {
-                ysql_buf_add(out, "\"", 1);
+                pc_buf_add(out, "\"", 1);
                 p++;
             } else {
                 inquotes = !inquotes;
@@ -80,22 +80,22 @@ static int scan_part(const char **pp, ysql_buf *out, int regex)
             if (!inquotes && ch >= 'A' && ch <= 'Z')
                 ch = (char)(ch - 'A' + 'a');
             if (regex && strchr("|*+?()[]{}.^$\\", ch))
-                ysql_buf_add(out, "\\", 1);
-            ysql_buf_add(out, &ch, 1);
+                pc_buf_add(out, "\\", 1);
+            pc_buf_add(out, &ch, 1);
         } else if (ch == '*') {
-            ysql_buf_str(out, ".*");
+            pc_buf_str(out, ".*");
         } else if (ch == '?') {
-            ysql_buf_add(out, ".", 1);
+            pc_buf_add(out, ".", 1);
         } else if (ch == '$') {
-            ysql_buf_str(out, "\\$");
+            pc_buf_str(out, "\\$");
         } else {
             if (ch >= 'A' && ch <= 'Z')
                 ch = (char)(ch - 'A' + 'a');
-            ysql_buf_add(out, &ch, 1);
+            pc_buf_add(out, &ch, 1);
         }
     }
     if (regex)
-        ysql_buf_str(out, ")$");
+        pc_buf_str(out, ")$");
     *pp = p;
     return inquotes ? -1 : 0;
 }
@@ -105,7 +105,7 @@ static int split_two(const char *text, int regex, char **first, char **second, c
                      size_t errlen)
 {
     *first = *second = NULL;
-    ysql_buf a = {0}, b = {0};
+    pc_buf a = {0}, b = {0};
     const char *p = text;
     const char *why = NULL;
     int two = 0;
@@ -128,15 +128,15 @@ static int split_two(const char *text, int regex, char **first, char **second, c
         why = "out of memory";
     if (why) {
         set_err(err, errlen, why, text);
-        ysql_buf_free(&a);
-        ysql_buf_free(&b);
+        pc_buf_free(&a);
+        pc_buf_free(&b);
         return -1;
     }
     if (two) {
-        *first = ysql_buf_take(&a);
-        *second = ysql_buf_take(&b);
+        *first = pc_buf_take(&a);
+        *second = pc_buf_take(&b);
     } else {
-        *second = ysql_buf_take(&a);
+        *second = pc_buf_take(&a);
     }
     return 0;
 }
@@ -203,25 +203,25 @@ int ysql_split_list(const char *list, char ***items)
     return (int)n;
 }
 
-static void buf_component(ysql_buf *b, const char *s)
+static void buf_component(pc_buf *b, const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
             *p == '_' || *p == '-') {
-            ysql_buf_add(b, p, 1);
+            pc_buf_add(b, p, 1);
         } else {
             char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
-            ysql_buf_add(b, e, 3);
+            pc_buf_add(b, e, 3);
         }
     }
 }
 
 char *ysql_object_component(const char *schema, const char *name)
 {
-    ysql_buf b = {0};
+    pc_buf b = {0};
     buf_component(&b, schema);
-    ysql_buf_add(&b, ".", 1);
+    pc_buf_add(&b, ".", 1);
     buf_component(&b, name);
-    return ysql_buf_take(&b);
+    return pc_buf_take(&b);
 }

@@ -53,22 +53,22 @@ static void msg_free(ld_msg *m)
 
 static char *copy_sql(const cat_table *t, const char *direction)
 {
-    ysql_buf q = {0};
-    ysql_buf_str(&q, "COPY ");
+    pc_buf q = {0};
+    pc_buf_str(&q, "COPY ");
     ysql_buf_ident(&q, t->schema);
-    ysql_buf_str(&q, ".");
+    pc_buf_str(&q, ".");
     ysql_buf_ident(&q, t->name);
     if (t->columns[0]) {
-        ysql_buf_str(&q, " (");
+        pc_buf_str(&q, " (");
         for (char **c = t->columns; *c; c++) {
             if (c != t->columns)
-                ysql_buf_str(&q, ", ");
+                pc_buf_str(&q, ", ");
             ysql_buf_ident(&q, *c);
         }
-        ysql_buf_str(&q, ")");
+        pc_buf_str(&q, ")");
     }
-    ysql_buf_str(&q, direction);
-    return ysql_buf_take(&q);
+    pc_buf_str(&q, direction);
+    return pc_buf_take(&q);
 }
 
 /* ---- workers ---------------------------------------------------------------------- */
@@ -379,7 +379,7 @@ typedef struct vf {
     rs *r;
     pthread_mutex_t mu;
     size_t next, mismatches;
-    ysql_buf report; /* the first few mismatches */
+    pc_buf report; /* the first few mismatches */
 } vf;
 
 static int vf_table(vf *v, PGconn *c, ysql_hasher *hs, size_t i)
@@ -428,7 +428,7 @@ static int vf_table(vf *v, PGconn *c, ysql_hasher *hs, size_t i)
         ysql_digest_format(&got, have);
         pthread_mutex_lock(&v->mu);
         if (v->mismatches++ < 5)
-            ysql_buf_printf(&v->report, "\n  %s: %" PRId64 " rows, %s; the backup has %" PRId64 " rows, %s",
+            pc_buf_printf(&v->report, "\n  %s: %" PRId64 " rows, %s; the backup has %" PRId64 " rows, %s",
                             label, got.rows, have, x->rows_expected, want);
         pthread_mutex_unlock(&v->mu);
     }
@@ -485,7 +485,7 @@ int ld_verify(rs *r)
     else if (!ysql_failed(&r->err))
         r->h->log(r->h, ARCA_LOG_INFO, "%s: verify: every table matches the backup's row count and digest",
                   r->where);
-    ysql_buf_free(&v.report);
+    pc_buf_free(&v.report);
     pthread_mutex_destroy(&v.mu);
     return ysql_failed(&r->err);
 }

@@ -8,29 +8,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* ---- growable byte buffer (buf.c) ---------------------------------------------- */
-typedef struct ysql_buf {
-    char *p;          /* NUL-terminated while len < cap */
-    size_t len, cap;
-    int oom;          /* an append failed: the contents are incomplete */
-} ysql_buf;
-
-void ysql_buf_add(ysql_buf *b, const void *data, size_t len);
-void ysql_buf_str(ysql_buf *b, const char *s);
-void ysql_buf_printf(ysql_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void ysql_buf_free(ysql_buf *b);
-/* Takes the contents (caller frees); the buffer is empty afterwards. NULL after oom. */
-char *ysql_buf_take(ysql_buf *b);
+#include "pc_buf.h" /* the growable buffer (plugins/common) */
 
 /* ---- names and quoting (ident.c) --------------------------------------------- */
 /* "name" with embedded quotes doubled: always valid SQL, whatever the name. */
-void ysql_buf_ident(ysql_buf *b, const char *name);
+void ysql_buf_ident(pc_buf *b, const char *name);
 /* 'text' with quotes doubled (standard_conforming_strings on; no E'' needed). */
-void ysql_buf_literal(ysql_buf *b, const char *text);
+void ysql_buf_literal(pc_buf *b, const char *text);
 /* "schema"."name" as a new string (caller frees), NULL on oom. */
 char *ysql_qualified(const char *schema, const char *name);
 /* Appends `key='value'` to a libpq conninfo string (quotes and backslashes escaped). */
-void ysql_buf_conninfo(ysql_buf *b, const char *key, const char *value);
+void ysql_buf_conninfo(pc_buf *b, const char *key, const char *value);
 
 /* Parses `schema.name` the way psql and pg_dump read a name: unquoted parts are
  * folded to lower case, "quoted" parts are taken literally ("" is a quote).

@@ -36,7 +36,7 @@ typedef struct rs_open {
 } rs_open;
 
 typedef struct rs_state {
-    ysql_buf obj[OBJ_COUNT];
+    pc_buf obj[OBJ_COUNT];
     int done[OBJ_COUNT];
     rs_open *open;
     size_t nopen, capopen;
@@ -55,11 +55,11 @@ static PGconn *rs_connect_target(rs *r)
 
 static char *ident_sql(const char *prefix, const char *name, const char *suffix)
 {
-    ysql_buf b = {0};
-    ysql_buf_str(&b, prefix);
+    pc_buf b = {0};
+    pc_buf_str(&b, prefix);
     ysql_buf_ident(&b, name);
-    ysql_buf_str(&b, suffix);
-    return ysql_buf_take(&b);
+    pc_buf_str(&b, suffix);
+    return pc_buf_take(&b);
 }
 
 /* A connection to the cluster that is not the target database (CREATE and
@@ -96,7 +96,7 @@ static PGconn *rs_admin_connect(rs *r, ysql_err *e)
  * script leaves nothing behind. Without it every statement runs and the
  * caller judges stderr. */
 static int rs_psql(rs *r, const char *what, const char *script, size_t len, int strict,
-                   ysql_buf *errout, int *status)
+                   pc_buf *errout, int *status)
 {
     char *conninfo = ysql_child_conninfo(r->yi, r->target_db, "arca-restore");
     if (!conninfo)
@@ -128,24 +128,24 @@ static int rs_psql(rs *r, const char *what, const char *script, size_t len, int 
 
 static int rs_apply_script(rs *r, rs_state *st, const char *what, const char *script, size_t len)
 {
-    ysql_buf errout = {0};
+    pc_buf errout = {0};
     int status = 0;
     st->touched = 1;
     int rc = rs_psql(r, what, script, len, 1, &errout, &status);
     if (rc == ARCA_OK && status != 0) {
         char stext[64];
-        ysql_status_text(status, stext, sizeof stext);
-        char *tail = ysql_stderr_tail(&errout, 2000);
+        pc_proc_status_text(status, stext, sizeof stext);
+        char *tail = pc_proc_err_tail(&errout, 2000);
         rc = ysql_fail(&r->err, ARCA_EFAIL, "%s: applying the %s failed (%s %s): %s%s", r->where, what,
                        r->psql_path, stext, tail ? tail : "",
                        r->target_is_yb ? "" : "\n(the script ran in one transaction: none of it was applied)");
         free(tail);
     } else if (rc == ARCA_OK && errout.len) {
-        char *tail = ysql_stderr_tail(&errout, 1000);
+        char *tail = pc_proc_err_tail(&errout, 1000);
         r->h->log(r->h, ARCA_LOG_INFO, "%s said: %s", r->psql_path, tail ? tail : "");
         free(tail);
     }
-    ysql_buf_free(&errout);
+    pc_buf_free(&errout);
     return rc;
 }
 
@@ -153,20 +153,20 @@ static int rs_apply_script(rs *r, rs_state *st, const char *what, const char *sc
  * any other error fails the restore. */
 static int rs_apply_roles(rs *r, rs_state *st, const char *script, size_t len)
 {
-    ysql_buf errout = {0};
+    pc_buf errout = {0};
     int status = 0;
     st->touched = 1;
     int rc = rs_psql(r, "roles", script, len, 0, &errout, &status);
     if (rc == ARCA_OK) {
-        ysql_buf bad = {0};
+        pc_buf bad = {0};
         size_t kept = 0;
         for (char *line = errout.p; line && *line;) {
             char *nl = strchr(line, '\n');
             size_t n = nl ? (size_t)(nl - line) : strlen(line);
             char *err = memmem(line, n, "ERROR:", 6);
             if (err && !memmem(line, n, "already exists", 14)) {
-                ysql_buf_add(&bad, "\n  ", 3);
-                ysql_buf_add(&bad, line, n);
+                pc_buf_add(&bad, "\n  ", 3);
+                pc_buf_add(&bad, line, n);
             } else if (err) {
                 kept++;
             }
@@ -176,8 +176,8 @@ static int rs_apply_roles(rs *r, rs_state *st, const char *script, size_t len)
             rc = ysql_fail(&r->err, ARCA_EFAIL, "%s: restoring roles failed:%s", r->where, bad.p);
         else if (status != 0 && !bad.len && !kept) {
             char stext[64];
-            ysql_status_text(status, stext, sizeof stext);
-            char *tail = ysql_stderr_tail(&errout, 1500);
+            pc_proc_status_text(status, stext, sizeof stext);
+            char *tail = pc_proc_err_tail(&errout, 1500);
             rc = ysql_fail(&r->err, ARCA_EFAIL, "%s: restoring roles failed (%s %s): %s", r->where,
                            r->psql_path, stext, tail ? tail : "");
             free(tail);
@@ -185,9 +185,9 @@ static int rs_apply_roles(rs *r, rs_state *st, const char *script, size_t len)
             r->h->log(r->h, ARCA_LOG_INFO, "%s: %zu roles already existed and were kept as they are",
                       r->where, kept);
         }
-        ysql_buf_free(&bad);
+        pc_buf_free(&bad);
     }
-    ysql_buf_free(&errout);
+    pc_buf_free(&errout);
     return rc;
 }
 
@@ -211,16 +211,16 @@ static int rs_select_tables(rs *r)
             hits++, at = i;
     int rc = ARCA_OK;
     if (hits != 1) {
-        ysql_buf list = {0};
+        pc_buf list = {0};
         for (size_t i = 0; i < r->cat.n && i < 20; i++) {
             char *q = ysql_qualified(r->cat.v[i].schema, r->cat.v[i].name);
-            ysql_buf_printf(&list, "%s%s", i ? ", " : "", q ? q : "");
+            pc_buf_printf(&list, "%s%s", i ? ", " : "", q ? q : "");
             free(q);
         }
         rc = ysql_fail(&r->err, ARCA_ECONFIG, "--table %s: %s in this backup (it holds %zu tables: %s%s)",
                        r->ro->table, hits ? "ambiguous, give schema.name," : "no such table",
                        r->cat.n, list.p ? list.p : "", r->cat.n > 20 ? ", ..." : "");
-        ysql_buf_free(&list);
+        pc_buf_free(&list);
     } else {
         r->tt[at].want = 1;
         /* a partitioned table brings its partitions, at any depth */
@@ -256,10 +256,10 @@ static int rs_check_empty(rs *r)
         " ORDER BY 1, 2", 0, NULL);
     int rc = ysql_failed(&r->err);
     if (res && PQntuples(res) > 0) {
-        ysql_buf some = {0};
+        pc_buf some = {0};
         for (int i = 0; i < PQntuples(res) && i < 3; i++) {
             char *q = ysql_qualified(PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
-            ysql_buf_printf(&some, "%s%s", i ? ", " : "", q ? q : "");
+            pc_buf_printf(&some, "%s%s", i ? ", " : "", q ? q : "");
             free(q);
         }
         rc = ysql_fail(&r->err, ARCA_EEXIST,
@@ -267,7 +267,7 @@ static int rs_check_empty(rs *r)
                        "hint: restore into a new database with --target-database NAME, or pass --clean "
                        "to drop and recreate \"%s\"", r->where, PQntuples(res), some.p ? some.p : "",
                        PQntuples(res) > 3 ? ", ..." : "", r->target_db);
-        ysql_buf_free(&some);
+        pc_buf_free(&some);
     }
     PQclear(res);
     PQfinish(c);
@@ -313,7 +313,7 @@ static int rs_mark_existing(rs *r)
     PQfinish(c);
     if (!res)
         return ysql_failed(&r->err);
-    ysql_buf found = {0};
+    pc_buf found = {0};
     size_t nfound = 0;
     for (int i = 0; i < PQntuples(res); i++) {
         cat_table *t = cat_find(&r->cat, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
@@ -322,7 +322,7 @@ static int rs_mark_existing(rs *r)
         r->tt[t - r->cat.v].existed = 1;
         if (nfound++ < 3) {
             char *q = ysql_qualified(t->schema, t->name);
-            ysql_buf_printf(&found, "%s%s", nfound > 1 ? ", " : "", q ? q : "");
+            pc_buf_printf(&found, "%s%s", nfound > 1 ? ", " : "", q ? q : "");
             free(q);
         }
     }
@@ -334,7 +334,7 @@ static int rs_mark_existing(rs *r)
                        "hint: pass --clean to empty and reload them, or restore into another database "
                        "with --target-database NAME", r->where, nfound, found.p ? found.p : "",
                        nfound > 3 ? ", ..." : "");
-    ysql_buf_free(&found);
+    pc_buf_free(&found);
     return rc;
 }
 
@@ -342,18 +342,18 @@ static int rs_create_database(rs *r, PGconn *admin)
 {
     const char *collate = r->h->feed_info(r->feed, "lc_collate");
     const char *ctype = r->h->feed_info(r->feed, "lc_ctype");
-    ysql_buf q = {0};
-    ysql_buf_str(&q, "CREATE DATABASE ");
+    pc_buf q = {0};
+    pc_buf_str(&q, "CREATE DATABASE ");
     ysql_buf_ident(&q, r->target_db);
-    ysql_buf_str(&q, " TEMPLATE template0 ENCODING ");
+    pc_buf_str(&q, " TEMPLATE template0 ENCODING ");
     ysql_buf_literal(&q, r->encoding);
     if (!r->target_is_yb && collate && ctype && *collate && *ctype) {
-        ysql_buf_str(&q, " LC_COLLATE ");
+        pc_buf_str(&q, " LC_COLLATE ");
         ysql_buf_literal(&q, collate);
-        ysql_buf_str(&q, " LC_CTYPE ");
+        pc_buf_str(&q, " LC_CTYPE ");
         ysql_buf_literal(&q, ctype);
     }
-    char *sql = ysql_buf_take(&q);
+    char *sql = pc_buf_take(&q);
     int rc = sql ? ysql_exec(admin, &r->err, "cannot create the target database", sql)
                  : ysql_fail(&r->err, ARCA_ENOMEM, "out of memory");
     free(sql);
@@ -408,7 +408,7 @@ static int rs_prepare_target(rs *r, rs_state *st)
 static int rs_catalog(rs *r, rs_state *st)
 {
     char err[256];
-    ysql_buf *b = &st->obj[OBJ_CATALOG];
+    pc_buf *b = &st->obj[OBJ_CATALOG];
     if (cat_from_json(b->p ? b->p : "", b->len, &r->cat, err, sizeof err) < 0)
         return ysql_fail(&r->err, ARCA_EINTEGRITY, "%s", err);
     if (rs_select_tables(r) < 0)
@@ -421,47 +421,47 @@ static int rs_catalog(rs *r, rs_state *st)
 
 /* For a table-level restore: the script with only the entries of the chosen
  * tables that this restore creates (preamble and trailer always kept). */
-static char *rs_filter_script(rs *r, const ysql_buf *script, int pre_data, size_t *len, size_t *kept)
+static char *rs_filter_script(rs *r, const pc_buf *script, int pre_data, size_t *len, size_t *kept)
 {
     toc_script toc;
     *kept = 0;
     if (toc_parse(script->p ? script->p : "", script->len, &toc) < 0)
         return NULL;
     char *want = calloc(r->cat.n + 1, 1);
-    ysql_buf out = {0};
+    pc_buf out = {0};
     if (want) {
         for (size_t i = 0; i < r->cat.n; i++)
             want[i] = (char)(r->tt[i].want && !r->tt[i].existed);
-        ysql_buf_add(&out, toc.text, toc.preamble_end);
+        pc_buf_add(&out, toc.text, toc.preamble_end);
         /* pg_dump -t leaves schemas out: create the missing ones it has no entry for */
         for (char **s = r->new_schemas; pre_data && s && *s; s++) {
             int entry = 0;
             for (size_t i = 0; i < toc.n && !entry; i++)
                 entry = !strcmp(toc.v[i].type, "SCHEMA") && !strcmp(toc.v[i].name, *s);
             if (!entry) {
-                ysql_buf_str(&out, "\nCREATE SCHEMA ");
+                pc_buf_str(&out, "\nCREATE SCHEMA ");
                 ysql_buf_ident(&out, *s);
-                ysql_buf_str(&out, ";\n");
+                pc_buf_str(&out, ";\n");
                 (*kept)++;
             }
         }
         for (size_t i = 0; i < toc.n; i++)
             if (toc_entry_wanted(&toc.v[i], &r->cat, want) ||
                 (!strcmp(toc.v[i].type, "SCHEMA") && ysql_strv_has(r->new_schemas, toc.v[i].name))) {
-                ysql_buf_add(&out, toc.text + toc.v[i].start, toc.v[i].end - toc.v[i].start);
+                pc_buf_add(&out, toc.text + toc.v[i].start, toc.v[i].end - toc.v[i].start);
                 (*kept)++;
             }
-        ysql_buf_add(&out, toc.text + toc.trailer_start, toc.len - toc.trailer_start);
+        pc_buf_add(&out, toc.text + toc.trailer_start, toc.len - toc.trailer_start);
     }
     free(want);
     toc_free(&toc);
     *len = out.len;
-    return want ? ysql_buf_take(&out) : (ysql_buf_free(&out), NULL);
+    return want ? pc_buf_take(&out) : (pc_buf_free(&out), NULL);
 }
 
 static int rs_apply_section(rs *r, rs_state *st, int obj, const char *what)
 {
-    ysql_buf *b = &st->obj[obj];
+    pc_buf *b = &st->obj[obj];
     if (!r->table_level)
         return rs_apply_script(r, st, what, b->p, b->len);
     size_t len = 0, kept = 0;
@@ -477,19 +477,19 @@ static int rs_apply_section(rs *r, rs_state *st, int obj, const char *what)
  * statement (foreign keys between them are fine; one from another table is not). */
 static int rs_truncate_existing(rs *r, rs_state *st)
 {
-    ysql_buf q = {0};
+    pc_buf q = {0};
     size_t n = 0;
-    ysql_buf_str(&q, "TRUNCATE TABLE ONLY ");
+    pc_buf_str(&q, "TRUNCATE TABLE ONLY ");
     for (size_t i = 0; i < r->cat.n; i++) {
         if (!r->tt[i].want || !r->tt[i].existed || r->cat.v[i].kind != 'r')
             continue;
         if (n++)
-            ysql_buf_str(&q, ", ");
+            pc_buf_str(&q, ", ");
         ysql_buf_ident(&q, r->cat.v[i].schema);
-        ysql_buf_str(&q, ".");
+        pc_buf_str(&q, ".");
         ysql_buf_ident(&q, r->cat.v[i].name);
     }
-    char *sql = ysql_buf_take(&q);
+    char *sql = pc_buf_take(&q);
     int rc = ARCA_OK;
     if (!sql)
         rc = ysql_fail(&r->err, ARCA_ENOMEM, "out of memory");
@@ -542,17 +542,17 @@ static void rs_guard_begin(rs *r)
         return;
     }
     qsort_r(idx, n, sizeof *idx, rs_guard_cmp, &r->cat);
-    ysql_buf q = {0};
-    ysql_buf_str(&q, "SET lock_timeout = '100ms'; BEGIN; LOCK TABLE ");
+    pc_buf q = {0};
+    pc_buf_str(&q, "SET lock_timeout = '100ms'; BEGIN; LOCK TABLE ");
     for (size_t k = 0; k < n && k < RS_GUARD_MAX; k++) {
-        ysql_buf_str(&q, k ? ", ONLY " : "ONLY ");
+        pc_buf_str(&q, k ? ", ONLY " : "ONLY ");
         ysql_buf_ident(&q, r->cat.v[idx[k]].schema);
-        ysql_buf_str(&q, ".");
+        pc_buf_str(&q, ".");
         ysql_buf_ident(&q, r->cat.v[idx[k]].name);
     }
-    ysql_buf_str(&q, " IN SHARE UPDATE EXCLUSIVE MODE");
+    pc_buf_str(&q, " IN SHARE UPDATE EXCLUSIVE MODE");
     free(idx);
-    char *sql = ysql_buf_take(&q);
+    char *sql = pc_buf_take(&q);
     ysql_err e;
     ysql_err_init(&e);
     PGconn *c = sql ? ysql_connect(r->yi, r->target_db, &e) : NULL;
@@ -590,12 +590,12 @@ static int rs_apply_schema(rs *r, rs_state *st)
         st->stage = "restoring roles";
         rc = rs_apply_roles(r, st, st->obj[OBJ_ROLES].p, st->obj[OBJ_ROLES].len);
     }
-    ysql_buf_free(&st->obj[OBJ_ROLES]);
+    pc_buf_free(&st->obj[OBJ_ROLES]);
     if (rc == ARCA_OK) {
         st->stage = "applying the pre-data schema";
         rc = rs_apply_section(r, st, OBJ_PRE, "pre-data schema");
     }
-    ysql_buf_free(&st->obj[OBJ_PRE]);
+    pc_buf_free(&st->obj[OBJ_PRE]);
     if (rc == ARCA_OK && r->table_level && r->ro->clean)
         rc = rs_truncate_existing(r, st);
     for (size_t i = 0; i < r->cat.n; i++)
@@ -739,7 +739,7 @@ static int seq_wanted(rs *r, const char *schema, const char *name)
 
 static int rs_sequences(rs *r, rs_state *st)
 {
-    ysql_buf *b = &st->obj[OBJ_SEQUENCES];
+    pc_buf *b = &st->obj[OBJ_SEQUENCES];
     if (!st->done[OBJ_SEQUENCES])
         return ARCA_OK;
     json_error_t je;
@@ -748,7 +748,7 @@ static int rs_sequences(rs *r, rs_state *st)
         json_decref(arr);
         return ysql_fail(&r->err, ARCA_EINTEGRITY, "schema/sequences.json is malformed");
     }
-    ysql_buf q = {0};
+    pc_buf q = {0};
     size_t n = 0, i;
     json_t *o;
     int rc = ARCA_OK;
@@ -765,13 +765,13 @@ static int rs_sequences(rs *r, rs_state *st)
         if (!seq_wanted(r, schema, name))
             continue;
         char *qn = ysql_qualified(schema, name);
-        ysql_buf_str(&q, n++ ? "; SELECT pg_catalog.setval(" : "SELECT pg_catalog.setval(");
+        pc_buf_str(&q, n++ ? "; SELECT pg_catalog.setval(" : "SELECT pg_catalog.setval(");
         ysql_buf_literal(&q, qn ? qn : "");
-        ysql_buf_printf(&q, ", %s, %s)", value, json_is_true(called) ? "true" : "false");
+        pc_buf_printf(&q, ", %s, %s)", value, json_is_true(called) ? "true" : "false");
         free(qn);
     }
     json_decref(arr);
-    char *sql = ysql_buf_take(&q);
+    char *sql = pc_buf_take(&q);
     if (rc == ARCA_OK && n) {
         PGconn *c = sql ? rs_connect_target(r) : NULL;
         rc = !sql ? ysql_fail(&r->err, ARCA_ENOMEM, "out of memory")
@@ -822,7 +822,7 @@ static int rs_small_object(rs *r, rs_state *st, const arca_entry *e, int k)
 {
     if (st->done[k] || (e->chunk == 0 && st->obj[k].len))
         return ysql_fail(&r->err, ARCA_EINTEGRITY, "%s appears twice in the archive", obj_names[k]);
-    ysql_buf_add(&st->obj[k], e->data, e->len);
+    pc_buf_add(&st->obj[k], e->data, e->len);
     if (st->obj[k].oom)
         return ysql_fail(&r->err, ARCA_ENOMEM, "out of memory");
     if (e->chunk + 1 < e->chunks)
@@ -891,7 +891,7 @@ static int rs_run(rs *r, rs_state *st)
 /* What the target looks like after a failure, and --drop-on-failure. */
 static char *rs_state_note(rs *r, rs_state *st)
 {
-    ysql_buf b = {0};
+    pc_buf b = {0};
     if (r->created_db && r->ro->drop_on_failure) {
         ysql_err e;
         ysql_err_init(&e);
@@ -899,16 +899,16 @@ static char *rs_state_note(rs *r, rs_state *st)
         char *sql = ident_sql("DROP DATABASE ", r->target_db, "");
         int rc = admin && sql ? ysql_exec(admin, &e, "cannot drop it", sql) : ARCA_EFAIL;
         if (rc == ARCA_OK)
-            ysql_buf_printf(&b, "database \"%s\", created by this restore, was dropped (--drop-on-failure)",
+            pc_buf_printf(&b, "database \"%s\", created by this restore, was dropped (--drop-on-failure)",
                             r->target_db);
         else
-            ysql_buf_printf(&b, "database \"%s\" was created by this restore, but dropping it failed: %s",
+            pc_buf_printf(&b, "database \"%s\" was created by this restore, but dropping it failed: %s",
                             r->target_db, e.msg ? e.msg : "out of memory");
         free(sql);
         PQfinish(admin);
         ysql_err_destroy(&e);
     } else if (r->created_db) {
-        ysql_buf_printf(&b, "database \"%s\" was created by this restore and is left as it is for "
+        pc_buf_printf(&b, "database \"%s\" was created by this restore and is left as it is for "
                         "inspection (failed while %s)\nhint: drop it with DROP DATABASE \"%s\", or "
                         "restore with --drop-on-failure", r->target_db, st->stage, r->target_db);
     } else if (st->touched) {
@@ -916,10 +916,10 @@ static char *rs_state_note(rs *r, rs_state *st)
                            : r->tables_loaded  ? ", after the data was loaded"
                            : r->schema_applied ? ", after the pre-data schema was applied"
                                                : "";
-        ysql_buf_printf(&b, "database \"%s\" existed before and may now hold a partial restore "
+        pc_buf_printf(&b, "database \"%s\" existed before and may now hold a partial restore "
                         "(failed while %s%s)", r->target_db, st->stage, done);
     }
-    return b.len ? ysql_buf_take(&b) : (ysql_buf_free(&b), NULL);
+    return b.len ? pc_buf_take(&b) : (pc_buf_free(&b), NULL);
 }
 
 int ysql_restore(void *inst, arca_feed *feed, const void *ropts)
@@ -959,7 +959,7 @@ int ysql_restore(void *inst, arca_feed *feed, const void *ropts)
                  r.ro->verify_data ? ", then verified" : "");
     }
     for (int k = 0; k < OBJ_COUNT; k++)
-        ysql_buf_free(&st.obj[k]);
+        pc_buf_free(&st.obj[k]);
     for (size_t i = 0; i < st.nopen; i++)
         free(st.open[i].name);
     free(st.open);

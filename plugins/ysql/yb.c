@@ -114,9 +114,9 @@ int ybx_parse_as_of(const char *text, int64_t *micros, char *err, size_t errlen)
 
 char *ybx_read_time_sql(int64_t micros)
 {
-    ysql_buf b = {0};
-    ysql_buf_printf(&b, "SET yb_read_time TO %" PRId64, micros);
-    return ysql_buf_take(&b);
+    pc_buf b = {0};
+    pc_buf_printf(&b, "SET yb_read_time TO %" PRId64, micros);
+    return pc_buf_take(&b);
 }
 
 char *ybx_as_of_refusal(int is_yb, const char *as_of, const char *where, const char *version)
@@ -126,29 +126,29 @@ char *ybx_as_of_refusal(int is_yb, const char *as_of, const char *where, const c
     const char *v = version ? version : "a server that is not YugabyteDB";
     const char *on = strstr(v, " on ");
     int vlen = on ? (int)(on - v) : (int)strlen(v);
-    ysql_buf b = {0};
-    ysql_buf_printf(&b,
+    pc_buf b = {0};
+    pc_buf_printf(&b,
                     "as_of = %s needs YugabyteDB time travel (yb_read_time), but %s runs %.*s\n"
                     "hint: remove as_of to back up the current state; PostgreSQL cannot read the past",
                     as_of, where, vlen, v);
-    return ysql_buf_take(&b);
+    return pc_buf_take(&b);
 }
 
 int ybx_dump_args(int is_yb, int64_t read_time_micros, const char *snapshot, char **args, int cap)
 {
     int n = 0;
-    ysql_buf b = {0};
+    pc_buf b = {0};
     if (is_yb && n < cap) {
-        ysql_buf_str(&b, "--include-yb-metadata");
-        args[n++] = ysql_buf_take(&b);
+        pc_buf_str(&b, "--include-yb-metadata");
+        args[n++] = pc_buf_take(&b);
     }
     if (is_yb && read_time_micros > 0 && n < cap) {
-        ysql_buf_printf(&b, "--read-time=%" PRId64, read_time_micros);
-        args[n++] = ysql_buf_take(&b);
+        pc_buf_printf(&b, "--read-time=%" PRId64, read_time_micros);
+        args[n++] = pc_buf_take(&b);
     }
     if (snapshot && *snapshot && n < cap) {
-        ysql_buf_printf(&b, "--snapshot=%s", snapshot);
-        args[n++] = ysql_buf_take(&b);
+        pc_buf_printf(&b, "--snapshot=%s", snapshot);
+        args[n++] = pc_buf_take(&b);
     }
     return n;
 }
@@ -165,15 +165,15 @@ ybx_catalog_verdict ybx_catalog_check(int64_t before, int64_t after, ybx_phase p
 
 char *ybx_catalog_message(int64_t before, int64_t after, ybx_phase phase, int attempts)
 {
-    ysql_buf b = {0};
-    ysql_buf_printf(&b, "the YSQL catalog version changed from %" PRId64 " to %" PRId64 " during the "
+    pc_buf b = {0};
+    pc_buf_printf(&b, "the YSQL catalog version changed from %" PRId64 " to %" PRId64 " during the "
                     "backup: a DDL statement ran concurrently", before, after);
     if (phase == YBX_PHASE_SCHEMA)
-        ysql_buf_printf(&b, " (schema dumped %d times, changed every time)\n"
+        pc_buf_printf(&b, " (schema dumped %d times, changed every time)\n"
                         "hint: run the backup when no DDL is running, or raise catalog_retries",
                         attempts);
     else
-        ysql_buf_str(&b, ", so the data may not match the dumped schema; the backup is discarded\n"
+        pc_buf_str(&b, ", so the data may not match the dumped schema; the backup is discarded\n"
                      "hint: run the backup again when no DDL is running");
-    return ysql_buf_take(&b);
+    return pc_buf_take(&b);
 }

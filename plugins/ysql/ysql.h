@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pc_proc.h"
 #include "pure.h"
 
 /* Where the core lands the config-file options (see ysql_options). */
@@ -94,21 +95,14 @@ char *ysql_pg_message(PGconn *c, const PGresult *r);
 int ysql_session_setup(PGconn *c, ysql_err *e, const char *encoding);
 
 /* ---- proc.c --------------------------------------------------------------------- */
-/* Full path of an executable: `cmd` itself when it has a '/', else the first
- * match on $PATH. NULL when there is none (caller frees). */
-char *ysql_which(const char *cmd);
-
-/* One child process run to completion: argv (no shell), the password only in
- * its environment as PGPASSWORD, `input` on its stdin (or /dev/null), stdout
- * into `out` (or /dev/null), stderr into `errout` (its first 64 KiB). Polls
- * host->cancelled() and kills the child on cancellation. Returns 0 with
- * *status from waitpid, or a negative code (recorded in e). */
+/* One child process run to completion through pc_proc_run: argv (no shell), the
+ * password only in its environment as PGPASSWORD, `input` on its stdin (or
+ * /dev/null), stdout into `out` (or /dev/null), stderr into `errout` (its first
+ * 64 KiB). The child is stopped when host->cancelled() says so. Returns 0 with
+ * *status from waitpid, or a negative code (recorded in e). Exit status texts
+ * and stderr tails: pc_proc_status_text, pc_proc_err_tail (pc_proc.h). */
 int ysql_run(const arca_host *h, ysql_err *e, char *const argv[], const char *password,
-             const char *input, size_t input_len, ysql_buf *out, ysql_buf *errout, int *status);
-/* A waitpid status as "exit status 3" or "killed by signal 9", into buf. */
-void ysql_status_text(int status, char *buf, size_t n);
-/* The last `max` bytes of a child's stderr, trimmed, without a trailing newline (caller frees). */
-char *ysql_stderr_tail(const ysql_buf *errout, size_t max);
+             const char *input, size_t input_len, pc_buf *out, pc_buf *errout, int *status);
 
 /* ---- backup.c / restore.c ---------------------------------------------------------- */
 int ysql_backup(void *inst, arca_sink *sink);

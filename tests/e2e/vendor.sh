@@ -1,7 +1,9 @@
 # A vendor plugin without rebuilding arca: install arca under a prefix, build
-# tests/vendor-plugin/ outside the tree with only `pkg-config --cflags arca-plugin`,
-# and drive it with the INSTALLED binary, which must find its own plugins.
-# VENDOR_SRC overrides the plugin sources (to prove a broken plugin turns this red).
+# tests/vendor-plugin/ outside the tree with only what `pkg-config arca-plugin`
+# names, run the destination kit against it through the installed example's
+# test program (probe), and drive it with the INSTALLED binary, which must find
+# its own plugins. VENDOR_SRC overrides the plugin sources (to prove a broken
+# plugin turns this red).
 . "$(dirname "$0")/../lib.sh"
 
 unset ARCA_PLUGIN_PATH ARCA_CONFIG
@@ -18,15 +20,25 @@ if ! out=$(make -C "$ROOT" install PREFIX="$PREFIX_DIR" 2>&1); then
     exit 1
 fi
 pass "make install PREFIX=... succeeds"
-for f in bin/arca lib/arca/plugins/files.so lib/arca/plugins/nfs.so include/arca/plugin.h lib/pkgconfig/arca-plugin.pc; do
+for f in bin/arca lib/arca/plugins/files.so lib/arca/plugins/nfs.so include/arca/plugin.h lib/pkgconfig/arca-plugin.pc \
+    include/arca/destkit.h share/arca/destkit/destkit.c share/doc/arca/PLUGINS.md \
+    share/arca/examples/dirstore/dirstore.c share/arca/examples/dirstore/probe.c share/arca/examples/dirstore/Makefile; do
     [ -e "$PREFIX_DIR/$f" ] || { fail "install layout" "missing $PREFIX_DIR/$f"; exit 1; }
 done
-pass "install layout: bin/arca, lib/arca/plugins/*.so, include/arca/plugin.h, lib/pkgconfig/arca-plugin.pc"
+pass "install layout: bin/arca, lib/arca/plugins/*.so, include/arca/{plugin,destkit}.h, lib/pkgconfig/arca-plugin.pc"
+pass "install layout: the kit's source, docs/PLUGINS.md and the example plugin under share/"
+same=1
+for f in dirstore.c probe.c Makefile; do cmp -s "$ROOT/tests/vendor-plugin/$f" "$PREFIX_DIR/share/arca/examples/dirstore/$f" || same=0; done
+[ $same = 1 ] && pass "the installed example is tests/vendor-plugin's dirstore.c, probe.c and Makefile" \
+    || fail "the installed example is tests/vendor-plugin's dirstore.c, probe.c and Makefile" "they differ"
 
 export PKG_CONFIG_PATH=$PREFIX_DIR/lib/pkgconfig
 out=$(pkg-config --cflags arca-plugin 2>&1)
 [ "$(echo $out)" = "-I$PREFIX_DIR/include" ] && pass "pkg-config --cflags arca-plugin points at the installed include dir" \
     || fail "pkg-config --cflags arca-plugin points at the installed include dir" "got '$out'"
+out=$(pkg-config --variable=destkit arca-plugin 2>&1)
+[ "$out" = "$PREFIX_DIR/share/arca/destkit/destkit.c" ] && pass "pkg-config --variable=destkit names the installed kit source" \
+    || fail "pkg-config --variable=destkit names the installed kit source" "got '$out'"
 
 mkdir -p "$VD"
 cp "$VENDOR_SRC"/*.c "$VENDOR_SRC"/Makefile "$VD"/
@@ -42,7 +54,7 @@ expect_exit "without the installed header the vendor build fails" 2 make -C "$VD
 expect_match "... because the compiler cannot find arca/plugin.h" "arca/plugin.h" "$OUT"
 mv "$W/plugin.h.aside" "$PREFIX_DIR/include/arca/plugin.h"
 
-if ! out=$(make -C "$VD" 2>&1); then
+if ! out=$(make -C "$VD" all refused 2>&1); then
     fail "vendor plugins build out of tree" "$(tail -c 600 <<<"$out")"
     exit 1
 fi
@@ -57,17 +69,42 @@ syms=$(nm -D --defined-only "$VD/dirstore.so" | awk '$2 ~ /^[TDBR]$/ {print $3}'
 [ "$syms" = arca_plugin_entry ] && pass "dirstore.so exports only arca_plugin_entry" \
     || fail "dirstore.so exports only arca_plugin_entry" "exports: $(echo $syms)"
 
-# ---- the destination contract, driven directly --------------------------------------
+# ---- the destination contract: the installed example's probe runs the kit ------------
+
+# A vendor starts from the installed example: copied out, built with its own
+# Makefile against the installed header and kit, nothing from the source tree.
+EX=$W/example
+cp -r "$PREFIX_DIR/share/arca/examples/dirstore" "$EX"
+if ! out=$(make -C "$EX" 2>&1); then
+    fail "the installed example builds: dirstore.so and probe" "$(tail -c 600 <<<"$out")"
+    exit 1
+fi
+pass "the installed example builds: dirstore.so and probe"
+line=$(grep -E -- '-o probe ' <<<"$out")
+expect_match "... the probe compiles the installed kit source" " $PREFIX_DIR/share/arca/destkit/destkit\.c( |$)" "$line"
+grep -q -- "$ROOT" <<<"$out" && fail "... and nothing from the source tree" "$out" || pass "... and nothing from the source tree"
 
 mkdir -p "$W/probe"
-out=$("$VD/probe" "$VD/dirstore.so" "$W/probe" 2>/dev/null)
+out=$("$EX/probe" "$VD/dirstore.so" "$W/probe" 2>/dev/null)
 rc=$?
+nkit=0
 while IFS= read -r l; do
-    case "$l" in
-    "ok - "*) pass "probe: ${l#ok - }" ;;
-    "not ok - "*) l=${l#not ok - }; fail "probe: ${l%%: *}" "${l#*: }" ;;
-    esac
+    if [[ $l =~ ^ok\ [0-9]+\ -\ (.*)\ \#\ SKIP\ (.*)$ ]]; then
+        skip "probe: kit: ${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
+    elif [[ $l =~ ^ok\ [0-9]+\ -\ (.*)$ ]]; then
+        pass "probe: kit: ${BASH_REMATCH[1]}"; nkit=$((nkit + 1))
+    elif [[ $l =~ ^not\ ok\ [0-9]+\ -\ ([^:]*):\ (.*)$ ]]; then
+        fail "probe: kit: ${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"; nkit=$((nkit + 1))
+    elif [[ $l =~ ^ok\ -\ (.*)$ ]]; then
+        pass "probe: ${BASH_REMATCH[1]}"
+    elif [[ $l =~ ^not\ ok\ -\ ([^:]*):\ (.*)$ ]]; then
+        fail "probe: ${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
+    fi
 done <<<"$out"
+# the plan line says how many kit checks apply; all of them must have reported
+plan=$(sed -n 's/^1\.\.\([0-9]*\)$/\1/p' <<<"$out")
+[ -n "$plan" ] && [ "$plan" -gt 0 ] && [ "$nkit" = "$plan" ] && pass "probe: the kit ran all $plan checks that apply to dirstore" \
+    || fail "probe: the kit ran all checks that apply to dirstore" "plan '${plan}', reported $nkit"
 # a crash or an early exit says so once; failed checks were reported above
 [ "$rc" = 0 ] || grep -q '^not ok' <<<"$out" || fail "probe runs to the end" "exit $rc after: $(tail -n 1 <<<"$out")"
 
@@ -147,16 +184,16 @@ EOF
 expect_exit "config check accepts dirstore found on plugin_path" 0 "$IARCA" -c "$C" config check
 
 expect_exit "arca plugins lists the installed and the vendor plugins" 0 "$IARCA" -c "$C" plugins
-expect_match "... dirstore as a destination with ABI 1.x" "^dirstore +1\.0\.0 +destination +ABI 1\.[0-9] " "$OUT"
-expect_match "... files from the install dir" "^files .* source .*ABI 1\.[0-9]" "$OUT"
-expect_match "... nfs from the install dir" "^nfs .* destination .*ABI 1\.[0-9]" "$OUT"
+expect_match "... dirstore as a destination with ABI 1.1" "^dirstore +1\.1\.0 +destination +ABI 1\.1 " "$OUT"
+expect_match "... files from the install dir" "^files .* source .*ABI 1\.1" "$OUT"
+expect_match "... nfs from the install dir" "^nfs .* destination .*ABI 1\.1" "$OUT"
 expect_exit "arca plugins nfs" 0 "$IARCA" -c "$C" plugins nfs
 expect_match "... is the installed nfs.so, found relative to the binary" "^  $PREFIX_DIR/lib/arca/plugins/nfs\.so$" "$OUT"
 grep -q -- "$ROOT" <<<"$OUT" && fail "... not the build tree's" "$OUT" || pass "... not the build tree's"
 
 expect_exit "arca plugins dirstore" 0 "$IARCA" -c "$C" plugins dirstore
 o=$OUT
-expect_match "... names it, its role and ABI" "^dirstore 1\.0\.0 \(destination, ABI 1\.[0-9]\)" "$o"
+expect_match "... names it, its role and ABI" "^dirstore 1\.1\.0 \(destination, ABI 1\.1\)" "$o"
 expect_match "... shows its file on plugin_path" "^  $W/plugins/dirstore\.so$" "$o"
 expect_match "... shows root as a required string" "^  root +string +required" "$o"
 expect_match "... with its help" "existing directory that holds the objects" "$o"
@@ -208,7 +245,7 @@ destination = dsabs
 EOF
 expect_exit "config check accepts plugin = /abs/path/dirstore.so" 0 "$IARCA" -c "$CA" config check
 expect_exit "arca plugins /abs/path/dirstore.so" 0 "$IARCA" -c "$CA" plugins "$VD/dirstore.so"
-expect_match "... describes it" "^dirstore 1\.0\.0 \(destination, ABI 1\.[0-9]\)" "$OUT"
+expect_match "... describes it" "^dirstore 1\.1\.0 \(destination, ABI 1\.1\)" "$OUT"
 expect_exit "backup to dirstore loaded by path" 0 "$IARCA" -c "$CA" backup p
 aid=$(tail -n 1 <<<"$OUT")
 expect_exit "list by path" 0 "$IARCA" -c "$CA" list p
@@ -253,7 +290,7 @@ refuse wrong "$VD/wrong_abi.so"
 expect_exit "a plugin of ABI major 99: config check exits 2" 2 "$IARCA" -c "$W/wrong.ini" config check
 expect_match "... naming the .so" "$VD/wrong_abi\.so" "$OUT"
 expect_match "... and its ABI 99.x" "ABI 99\.3" "$OUT"
-expect_match "... and this arca's ABI 1.x" "ABI 1\.[0-9]" "$OUT"
+expect_match "... and this arca's ABI 1.1" "this arca speaks ABI 1\.1" "$OUT"
 
 refuse nosym "$VD/no_symbol.so"
 expect_exit "a .so without the entry symbol: config check exits 2" 2 "$IARCA" -c "$W/nosym.ini" config check

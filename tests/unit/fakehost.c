@@ -19,6 +19,12 @@ typedef struct fh_entry {
     size_t nmeta;
 } fh_entry;
 
+typedef struct fh_handle_msg {
+    const void *handle; /* compared, never dereferenced */
+    int code;
+    char *text;
+} fh_handle_msg;
+
 typedef struct fh_log_line {
     int level;
     char *text;
@@ -36,6 +42,9 @@ struct fakehost {
 
     char last_error[4096];
     int last_code, nerrors;
+    fh_handle_msg *hmsgs; /* one per handle, the last message wins */
+    size_t nhmsgs;
+    int nhandle_errors;
     fh_log_line *logs;
     size_t nlogs, caplogs;
     uint64_t progress_calls;
@@ -143,6 +152,33 @@ static int fh_cb_error(const arca_host *h, int code, const char *fmt, ...)
         fprintf(stderr, "fakehost error %d: %s\n", code, fh->last_error);
     pthread_mutex_unlock(&fh->mu);
     va_end(ap);
+    return code;
+}
+
+static int fh_cb_handle_error(const arca_host *h, const void *handle, int code, const char *fmt, ...)
+{
+    fakehost *fh = fh_of(h);
+    char *text = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&text, fmt, ap) < 0)
+        text = fh_xstrdup("(message formatting failed)");
+    va_end(ap);
+    pthread_mutex_lock(&fh->mu);
+    size_t i = 0;
+    while (i < fh->nhmsgs && fh->hmsgs[i].handle != handle)
+        i++;
+    if (i == fh->nhmsgs) {
+        fh->hmsgs = fh_xalloc(fh->hmsgs, (fh->nhmsgs + 1) * sizeof *fh->hmsgs);
+        fh->hmsgs[fh->nhmsgs++] = (fh_handle_msg){handle, 0, NULL};
+    }
+    free(fh->hmsgs[i].text);
+    fh->hmsgs[i].text = text;
+    fh->hmsgs[i].code = code;
+    fh->nhandle_errors++;
+    if (fh->verbose)
+        fprintf(stderr, "fakehost handle %p error %d: %s\n", handle, code, text);
+    pthread_mutex_unlock(&fh->mu);
     return code;
 }
 
@@ -284,6 +320,7 @@ fakehost *fh_new(void)
         .feed_next = fh_cb_feed_next,
         .feed_meta = fh_cb_feed_meta,
         .feed_info = fh_cb_feed_info,
+        .handle_error = fh_cb_handle_error,
     };
     pthread_mutex_init(&fh->mu, NULL);
     fh->verbose = getenv("FH_VERBOSE") != NULL;
@@ -301,6 +338,9 @@ void fh_free(fakehost *fh)
     for (size_t i = 0; i < fh->nlogs; i++)
         free(fh->logs[i].text);
     free(fh->logs);
+    for (size_t i = 0; i < fh->nhmsgs; i++)
+        free(fh->hmsgs[i].text);
+    free(fh->hmsgs);
     for (size_t i = 0; i < fh->nobjs; i++) {
         fh_object *o = fh->objs[i];
         free((char *)o->info.name);
@@ -333,6 +373,34 @@ arca_feed *fh_feed(fakehost *fh) { return (arca_feed *)&fh->feed; }
 int fh_last_code(const fakehost *fh) { return fh->last_code; }
 const char *fh_last_error(const fakehost *fh) { return fh->last_error; }
 int fh_error_count(const fakehost *fh) { return fh->nerrors; }
+int fh_handle_error_count(const fakehost *fh) { return fh->nhandle_errors; }
+
+static const fh_handle_msg *fh_hmsg(const fakehost *fh, const void *handle)
+{
+    for (size_t i = 0; i < fh->nhmsgs; i++)
+        if (fh->hmsgs[i].handle == handle)
+            return &fh->hmsgs[i];
+    return NULL;
+}
+
+const char *fh_handle_error(const fakehost *fh, const void *handle)
+{
+    const fh_handle_msg *m = fh_hmsg(fh, handle);
+    return m ? m->text : NULL;
+}
+
+int fh_handle_code(const fakehost *fh, const void *handle)
+{
+    const fh_handle_msg *m = fh_hmsg(fh, handle);
+    return m ? m->code : 0;
+}
+
+void fh_set_abi_minor(fakehost *fh, unsigned minor)
+{
+    fh->host.abi_minor = minor;
+    fh->host.size = minor ? (uint32_t)sizeof(arca_host) : (uint32_t)offsetof(arca_host, handle_error);
+    fh->host.handle_error = minor ? fh_cb_handle_error : NULL;
+}
 uint64_t fh_progress_calls(const fakehost *fh) { return fh->progress_calls; }
 void fh_cancel_after(fakehost *fh, long n) { fh->cancel_after = n; fh->cancel_calls = 0; }
 

@@ -1,5 +1,6 @@
 /* Fake host for unit-testing plugins without the core: a host table whose sink
- * records everything a source writes and whose feed replays hand-made entries. */
+ * records everything a source writes, whose feed replays hand-made entries, and
+ * which keeps errors per handle as well as per instance. */
 #ifndef FAKEHOST_H
 #define FAKEHOST_H
 
@@ -38,6 +39,16 @@ arca_feed *fh_feed(fakehost *fh);
 int fh_last_code(const fakehost *fh);        /* code of the last host->error, 0 if none */
 const char *fh_last_error(const fakehost *fh); /* its message, "" if none */
 int fh_error_count(const fakehost *fh);
+/* What the plugin reported with handle_error (ABI 1.1) for `handle`: the last
+ * message and its code, NULL and 0 if none. Handles are compared by address
+ * only, so a message recorded while a put was being committed stays readable
+ * after the handle was freed. */
+const char *fh_handle_error(const fakehost *fh, const void *handle);
+int fh_handle_code(const fakehost *fh, const void *handle);
+int fh_handle_error_count(const fakehost *fh); /* handle_error calls in all */
+/* Pretend to be a host of ABI 1.minor: 0 drops handle_error (size and
+ * abi_minor as a 1.0 core has them), 1 restores it. */
+void fh_set_abi_minor(fakehost *fh, unsigned minor);
 size_t fh_log_count(const fakehost *fh, int level);
 /* The first log line at `level` (-1: any) containing `needle`, or NULL. */
 const char *fh_log_find(const fakehost *fh, int level, const char *needle);

@@ -1,7 +1,10 @@
-/* nfs destination plugin, loaded from $BUILD/plugins/nfs.so as the core would:
- * the same object-store checks run against a directory (`path`) and, when
- * nfs-ganesha can be started, against the same kind of directory over NFSv3
- * (`url`). Each test's name says the behaviour it pins. */
+/* nfs destination plugin, loaded from $BUILD/plugins/nfs.so as the core would,
+ * against a directory (`path`) and over NFSv3 through nfs-ganesha (`url`): the
+ * destination contract through the kit (core/destkit, one test per check, a put
+ * broken by removing its temporary), then what only this plugin promises: the
+ * directory behind its back (temporaries, modes, stale leftovers), names a
+ * directory cannot hold, location, and url-mode failures. Each test's name says
+ * the behaviour it pins. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -22,6 +25,7 @@
 #include <unistd.h>
 
 #include "fakehost.h"
+#include "kitcase.h"
 
 /* One backend under test: where its objects land on the local disk (so the
  * test can look behind the plugin's back) and how to configure it. */
@@ -45,6 +49,7 @@ typedef struct nfs_case {
     fakehost *fh;
     void *cfg;
     void *inst;
+    size_t kit_check; /* kit tests: the check to run */
 } nfs_case;
 
 static nfs_env g_path_env, g_url_env;
@@ -243,43 +248,6 @@ static int put_object(nfs_case *c, const char *name, const void *data, size_t le
     return ops(c)->put_commit(put);
 }
 
-/* Reads name[offset, offset+length) through get with reads of at most `cap`. */
-static int get_object(nfs_case *c, const char *name, uint64_t offset, uint64_t length, size_t cap,
-                      unsigned char **out, size_t *outlen)
-{
-    void *get = NULL;
-    size_t n = 0, got, size = 1 << 16;
-    unsigned char *buf = malloc(size);
-    int rc;
-
-    assert_non_null(buf);
-    if ((rc = ops(c)->get_open(c->inst, name, offset, length, &get))) {
-        free(buf);
-        return rc;
-    }
-    for (;;) {
-        if (size - n < cap) {
-            size = size * 2 + cap;
-            buf = realloc(buf, size);
-            assert_non_null(buf);
-        }
-        if ((rc = ops(c)->get_read(get, buf + n, cap, &got)))
-            break;
-        if (got == 0)
-            break;
-        assert_true(got <= cap);
-        n += got;
-    }
-    ops(c)->get_close(get);
-    if (rc) {
-        free(buf);
-        return rc;
-    }
-    *out = buf;
-    *outlen = n;
-    return 0;
-}
-
 typedef struct listed {
     char names[16][300];
     uint64_t sizes[16];
@@ -307,7 +275,7 @@ static int list_all(nfs_case *c, const char *prefix, listed *l)
 
 /* ---- tests shared by both backends ----------------------------------------- */
 
-static void put_is_invisible_until_commit_then_complete(void **state)
+static void a_put_is_one_hidden_temporary_then_a_file_of_the_default_mode(void **state)
 {
     nfs_case *c = begin(state, NULL);
     const size_t len = 3 * 1024 * 1024 + 12345;
@@ -348,7 +316,7 @@ static void put_is_invisible_until_commit_then_complete(void **state)
     free(data);
 }
 
-static void abort_leaves_nothing_behind(void **state)
+static void abort_removes_the_hidden_temporary_from_the_directory(void **state)
 {
     nfs_case *c = begin(state, NULL);
     unsigned char *data = pattern(100000, 3);
@@ -357,6 +325,7 @@ static void abort_leaves_nothing_behind(void **state)
 
     assert_int_equal(ops(c)->put_open(c->inst, "x.arca", &put), 0);
     assert_int_equal(ops(c)->put_write(put, data, 100000), 0);
+    assert_int_equal(count_entries(c->env->root, 1), 1);
     ops(c)->put_abort(put);
     assert_int_equal(count_entries(c->env->root, 0), 0);
     assert_int_equal(list_all(c, "", &l), 0);
@@ -364,99 +333,11 @@ static void abort_leaves_nothing_behind(void **state)
     free(data);
 }
 
-static void empty_object_round_trips(void **state)
+static void names_a_directory_cannot_hold_are_refused_before_touching_it(void **state)
 {
     nfs_case *c = begin(state, NULL);
-    unsigned char *back = NULL;
-    size_t n = 99;
-    listed l = {0};
-
-    assert_int_equal(put_object(c, "empty.manifest.json", "", 0), 0);
-    assert_int_equal(list_all(c, "", &l), 0);
-    assert_int_equal(l.n, 1);
-    assert_int_equal(l.sizes[0], 0);
-    assert_int_equal(get_object(c, "empty.manifest.json", 0, 0, 4096, &back, &n), 0);
-    assert_int_equal(n, 0);
-    free(back);
-}
-
-static void get_reads_whole_object_and_exact_ranges(void **state)
-{
-    nfs_case *c = begin(state, NULL);
-    const size_t len = 2 * 1024 * 1024 + 1000;
-    unsigned char *data = pattern(len, 11), *back;
-    size_t n;
-
-    assert_int_equal(put_object(c, "r.arca", data, len), 0);
-    /* whole, with small and with huge reads */
-    assert_int_equal(get_object(c, "r.arca", 0, 0, 1000, &back, &n), 0);
-    assert_int_equal(n, len);
-    assert_memory_equal(back, data, len);
-    free(back);
-    assert_int_equal(get_object(c, "r.arca", 0, 0, 8 * 1024 * 1024, &back, &n), 0);
-    assert_int_equal(n, len);
-    assert_memory_equal(back, data, len);
-    free(back);
-    /* a range in the middle, across the 1 MiB transfer size */
-    assert_int_equal(get_object(c, "r.arca", 1024 * 1024 - 3, 100, 4096, &back, &n), 0);
-    assert_int_equal(n, 100);
-    assert_memory_equal(back, data + 1024 * 1024 - 3, 100);
-    free(back);
-    /* from an offset to the end */
-    assert_int_equal(get_object(c, "r.arca", len - 10, 0, 4096, &back, &n), 0);
-    assert_int_equal(n, 10);
-    assert_memory_equal(back, data + len - 10, 10);
-    free(back);
-    /* exactly at the end: nothing, no error */
-    assert_int_equal(get_object(c, "r.arca", len, 0, 4096, &back, &n), 0);
-    assert_int_equal(n, 0);
-    free(back);
-    free(data);
-}
-
-static void range_past_the_end_is_an_integrity_error(void **state)
-{
-    nfs_case *c = begin(state, NULL);
-    unsigned char *back = NULL;
-    size_t n;
-
-    assert_int_equal(put_object(c, "short.arca", "0123456789", 10), 0);
-    assert_int_equal(get_object(c, "short.arca", 5, 6, 4096, &back, &n), ARCA_EINTEGRITY);
-    assert_non_null(strstr(fh_last_error(c->fh), "short.arca"));
-    assert_int_equal(get_object(c, "short.arca", 11, 0, 4096, &back, &n), ARCA_EINTEGRITY);
-}
-
-static void missing_object_is_enoent_for_get_and_remove(void **state)
-{
-    nfs_case *c = begin(state, NULL);
-    void *get = (void *)1;
-
-    assert_int_equal(ops(c)->get_open(c->inst, "nope.arca", 0, 0, &get), ARCA_ENOENT);
-    assert_null(get);
-    assert_non_null(strstr(fh_last_error(c->fh), "nope.arca"));
-    assert_int_equal(ops(c)->remove(c->inst, "nope.arca"), ARCA_ENOENT);
-}
-
-static void remove_deletes_the_object(void **state)
-{
-    nfs_case *c = begin(state, NULL);
-    listed l = {0};
-
-    assert_int_equal(put_object(c, "d.arca", "abc", 3), 0);
-    assert_int_equal(put_object(c, "d.manifest.json", "{}", 2), 0);
-    assert_int_equal(ops(c)->remove(c->inst, "d.arca"), 0);
-    assert_int_equal(list_all(c, "", &l), 0);
-    assert_int_equal(l.n, 1);
-    assert_string_equal(l.names[0], "d.manifest.json");
-    assert_int_equal(ops(c)->remove(c->inst, "d.manifest.json"), 0);
-    assert_int_equal(count_entries(c->env->root, 0), 0);
-}
-
-static void names_that_are_not_flat_file_names_are_refused(void **state)
-{
-    nfs_case *c = begin(state, NULL);
-    const char *bad[] = {"", ".", "..", ".hidden", ".arca-tmp.x.arca.0123456789abcdef", "a/b", "../x", "/abs"};
-    char longname[300];
+    const char *bad[] = {".", "..", ".arca-tmp.x.arca.0123456789abcdef", "../x", "/abs", "a\nb"};
+    char longname[300]; /* a valid name, but its temporary would not fit in NAME_MAX */
 
     memset(longname, 'n', sizeof longname - 1);
     longname[sizeof longname - 1] = '\0';
@@ -470,10 +351,11 @@ static void names_that_are_not_flat_file_names_are_refused(void **state)
         assert_null(h);
         assert_int_equal(ops(c)->remove(c->inst, name), ARCA_ECONFIG);
     }
+    assert_non_null(strstr(fh_last_error(c->fh), "a file name here allows"));
     assert_int_equal(count_entries(c->env->root, 0), 0);
 }
 
-static void list_is_sorted_filtered_by_prefix_and_skips_non_objects(void **state)
+static void list_is_sorted_and_skips_directories_temporaries_and_dotfiles(void **state)
 {
     nfs_case *c = begin(state, NULL);
     char p[PATH_MAX * 2];
@@ -506,6 +388,38 @@ static void list_is_sorted_filtered_by_prefix_and_skips_non_objects(void **state
     assert_int_equal(l.n, 1);
 }
 
+static void a_get_of_an_object_that_shrank_fails_on_its_own_handle(void **state)
+{
+    nfs_case *c = begin(state, NULL);
+    unsigned char *data = pattern(100000, 9), buf[4096];
+    char p[PATH_MAX * 2];
+    void *get = NULL, *other = NULL;
+    size_t got = 0;
+    int rc;
+
+    assert_int_equal(put_object(c, "shrinks.arca", data, 100000), 0);
+    assert_int_equal(put_object(c, "stays.arca", data, 10), 0);
+    /* an explicit length: path mode reads "to the end" as to the end at read time */
+    assert_int_equal(ops(c)->get_open(c->inst, "shrinks.arca", 0, 100000, &get), 0);
+    assert_int_equal(ops(c)->get_open(c->inst, "stays.arca", 0, 0, &other), 0);
+    snprintf(p, sizeof p, "%s/shrinks.arca", c->env->root);
+    assert_int_equal(truncate(p, 10), 0); /* behind the plugin's back */
+    do
+        rc = ops(c)->get_read(get, buf, sizeof buf, &got);
+    while (rc == 0 && got);
+    assert_int_equal(rc, ARCA_EINTEGRITY);
+    assert_non_null(fh_handle_error(c->fh, get));
+    assert_non_null(strstr(fh_handle_error(c->fh, get), "shrinks.arca"));
+    assert_int_equal(fh_handle_code(c->fh, get), ARCA_EINTEGRITY);
+    assert_int_equal(ops(c)->get_read(other, buf, sizeof buf, &got), 0);
+    assert_int_equal(got, 10);
+    assert_null(fh_handle_error(c->fh, other));
+    assert_int_equal(fh_error_count(c->fh), 0); /* nothing on the instance */
+    ops(c)->get_close(get);
+    ops(c)->get_close(other);
+    free(data);
+}
+
 static void stale_temporaries_are_reported_but_neither_listed_nor_deleted(void **state)
 {
     nfs_case *c = begin(state, NULL);
@@ -524,22 +438,6 @@ static void stale_temporaries_are_reported_but_neither_listed_nor_deleted(void *
     assert_int_equal(l.n, 0);
     assert_non_null(fh_log_find(c->fh, ARCA_LOG_WARN, "1 temporaries"));
     assert_int_equal(count_entries(c->env->root, 1), 2);
-}
-
-static void commit_replaces_an_existing_object(void **state)
-{
-    nfs_case *c = begin(state, NULL);
-    unsigned char *back;
-    size_t n;
-
-    assert_int_equal(put_object(c, "same.manifest.json", "old old old", 11), 0);
-    assert_int_equal(put_object(c, "same.manifest.json", "new", 3), 0);
-    back = read_local(c->env->root, "same.manifest.json", &n);
-    assert_non_null(back);
-    assert_int_equal(n, 3);
-    assert_memory_equal(back, "new", 3);
-    free(back);
-    assert_int_equal(count_entries(c->env->root, 0), 1);
 }
 
 static void fsync_off_still_commits(void **state)
@@ -646,6 +544,93 @@ static void concurrent_puts_and_gets_do_not_interfere(void **state)
     assert_int_equal(list_all(c, "w", &l), 0);
     assert_int_equal(l.n, N);
     assert_int_equal(count_entries(c->env->root, 1), 0);
+}
+
+/* ---- the destination contract, through the kit ------------------------------ */
+
+/* The kit's failure injection: the put's temporary is removed behind the
+ * plugin's back (also through the export's directory in url mode), so its
+ * commit cannot rename it into place. */
+static int break_put_by_removing_its_temporary(void *ud, const char *name)
+{
+    nfs_env *e = ud;
+    char want[300], p[PATH_MAX * 2];
+    int n = 0;
+    DIR *d = opendir(e->root);
+    struct dirent *de;
+
+    snprintf(want, sizeof want, ".arca-tmp.%s.", name);
+    while (d && (de = readdir(d)))
+        if (!strncmp(de->d_name, want, strlen(want))) {
+            snprintf(p, sizeof p, "%s/%s", e->root, de->d_name);
+            n += unlink(p) == 0;
+        }
+    if (d)
+        closedir(d);
+    return n == 1 ? 0 : -1;
+}
+
+static int kit_case(void **state, nfs_env *e)
+{
+    kit_slot *slot = *state;
+    if (case_setup(state, e))
+        return -1;
+    ((nfs_case *)*state)->kit_check = slot->check;
+    return 0;
+}
+static int kit_path_case(void **state) { return kit_case(state, &g_path_env); }
+static int kit_url_case(void **state) { return kit_case(state, &g_url_env); }
+
+static void destination_kit_check(void **state)
+{
+    nfs_case *c = *state;
+    char err[1024] = "";
+    arca_destkit_opts o = ARCA_DESTKIT_OPTS_INIT;
+
+    need_server(c->env);
+    if (!(c->cfg = make_cfg(c->env, NULL, NULL, err, sizeof err)))
+        fail_msg("config refused: %s", err);
+    o.prefix = "kit";
+    o.break_put = break_put_by_removing_its_temporary;
+    o.ud = c->env;
+    o.verbose = getenv("FH_VERBOSE") != NULL;
+    kit_assert(c->env->p, c->cfg, &o, c->kit_check);
+    assert_int_equal(count_entries(c->env->root, 0), 0); /* the kit left nothing, temporaries included */
+}
+
+/* ---- location ---------------------------------------------------------------- */
+
+static void path_location_is_the_real_path_of_the_directory(void **state)
+{
+    nfs_case *c = *state;
+    char link[PATH_MAX + 32], want[PATH_MAX], got[PATH_MAX + 64];
+
+    snprintf(link, sizeof link, "%s/via-link", c->env->top);
+    assert_int_equal(symlink(c->env->root, link), 0);
+    strcat(link, "//"); /* and two trailing slashes */
+    assert_int_equal(open_inst(c, link, NULL), 0);
+    assert_non_null(realpath(c->env->root, want));
+    assert_int_equal(ops(c)->location(c->inst, got, sizeof got), 0);
+    assert_string_equal(got, want);
+    link[strlen(link) - 2] = '\0';
+    unlink(link);
+}
+
+static void url_location_keeps_host_dir_and_nfsport_and_drops_other_query_values(void **state)
+{
+    nfs_case *c = *state;
+    char url[PATH_MAX + 256], want[PATH_MAX + 64], got[PATH_MAX + 64];
+    const char *port = strstr(c->env->query, "nfsport=");
+
+    need_server(c->env);
+    assert_non_null(port);
+    /* uid and gid, and a trailing slash on the directory */
+    snprintf(url, sizeof url, "%s/?uid=0&gid=0&%s", c->env->base, c->env->query + 1);
+    assert_int_equal(open_inst(c, url, NULL), 0);
+    snprintf(want, sizeof want, "%s?nfsport=%.*s", c->env->base, (int)strspn(port + 8, "0123456789"), port + 8);
+    assert_int_equal(ops(c)->location(c->inst, got, sizeof got), 0);
+    assert_string_equal(got, want);
+    assert_null(strstr(got, "uid"));
 }
 
 /* ---- path mode only --------------------------------------------------------- */
@@ -794,7 +779,7 @@ static int wait_all_threads_stopped(pid_t pid)
     return -1;
 }
 
-static void url_timeout_fails_the_put_and_later_puts_reconnect(void **state)
+static void url_timeout_fails_the_put_on_its_handle_and_later_puts_reconnect(void **state)
 {
     const char *extra[] = {"timeout", "2", NULL};
     nfs_case *c = begin(state, extra);
@@ -817,7 +802,11 @@ static void url_timeout_fails_the_put_and_later_puts_reconnect(void **state)
     assert_int_equal(kill(pid, SIGCONT), 0);
     assert_int_equal(rc, ARCA_EFAIL);
     assert_true(time(NULL) - t0 < 15);
-    assert_non_null(strstr(fh_last_error(c->fh), "slow.arca"));
+    /* the timeout is this put's failure: on its handle, with the hint */
+    assert_non_null(fh_handle_error(c->fh, put));
+    assert_non_null(strstr(fh_handle_error(c->fh, put), "slow.arca"));
+    assert_non_null(strstr(fh_handle_error(c->fh, put), "see `timeout`"));
+    assert_int_equal(fh_handle_code(c->fh, put), ARCA_EFAIL);
     ops(c)->put_abort(put); /* cleans up on a fresh connection */
     assert_int_equal(count_entries(c->env->root, 0), 0);
     /* the broken connection was dropped, not pooled */
@@ -934,21 +923,39 @@ static int url_group_teardown(void **state)
     return 0;
 }
 
-#define SHARED(setup)                                                                           \
-    cmocka_unit_test_setup_teardown(put_is_invisible_until_commit_then_complete, setup, case_teardown), \
-    cmocka_unit_test_setup_teardown(abort_leaves_nothing_behind, setup, case_teardown),          \
-    cmocka_unit_test_setup_teardown(empty_object_round_trips, setup, case_teardown),             \
-    cmocka_unit_test_setup_teardown(get_reads_whole_object_and_exact_ranges, setup, case_teardown), \
-    cmocka_unit_test_setup_teardown(range_past_the_end_is_an_integrity_error, setup, case_teardown), \
-    cmocka_unit_test_setup_teardown(missing_object_is_enoent_for_get_and_remove, setup, case_teardown), \
-    cmocka_unit_test_setup_teardown(remove_deletes_the_object, setup, case_teardown),            \
-    cmocka_unit_test_setup_teardown(names_that_are_not_flat_file_names_are_refused, setup, case_teardown), \
-    cmocka_unit_test_setup_teardown(list_is_sorted_filtered_by_prefix_and_skips_non_objects, setup, case_teardown), \
-    cmocka_unit_test_setup_teardown(stale_temporaries_are_reported_but_neither_listed_nor_deleted, setup, case_teardown), \
-    cmocka_unit_test_setup_teardown(commit_replaces_an_existing_object, setup, case_teardown),   \
-    cmocka_unit_test_setup_teardown(fsync_off_still_commits, setup, case_teardown),              \
-    cmocka_unit_test_setup_teardown(file_mode_is_applied_exactly, setup, case_teardown),         \
+#define OWN(setup)                                                                                        \
+    cmocka_unit_test_setup_teardown(a_put_is_one_hidden_temporary_then_a_file_of_the_default_mode, setup,      \
+                                    case_teardown),                                                           \
+    cmocka_unit_test_setup_teardown(abort_removes_the_hidden_temporary_from_the_directory, setup, case_teardown), \
+    cmocka_unit_test_setup_teardown(names_a_directory_cannot_hold_are_refused_before_touching_it, setup,       \
+                                    case_teardown),                                                           \
+    cmocka_unit_test_setup_teardown(list_is_sorted_and_skips_directories_temporaries_and_dotfiles, setup,      \
+                                    case_teardown),                                                           \
+    cmocka_unit_test_setup_teardown(stale_temporaries_are_reported_but_neither_listed_nor_deleted, setup,      \
+                                    case_teardown),                                                           \
+    cmocka_unit_test_setup_teardown(a_get_of_an_object_that_shrank_fails_on_its_own_handle, setup, case_teardown), \
+    cmocka_unit_test_setup_teardown(fsync_off_still_commits, setup, case_teardown),                            \
+    cmocka_unit_test_setup_teardown(file_mode_is_applied_exactly, setup, case_teardown),                       \
     cmocka_unit_test_setup_teardown(concurrent_puts_and_gets_do_not_interfere, setup, case_teardown)
+
+/* The group's own tests, then one test per kit check that applies. */
+static int run_group(const char *name, const struct CMUnitTest *own, size_t nown, const arca_plugin *p, nfs_env *e,
+                     CMFixtureFunction kit_setup, CMFixtureFunction setup, CMFixtureFunction teardown)
+{
+    size_t cap = nown + arca_destkit_count();
+    struct CMUnitTest *t = calloc(cap, sizeof *t);
+    kit_slot *slots = calloc(arca_destkit_count(), sizeof *slots);
+    int failed;
+
+    if (!t || !slots)
+        return 1;
+    memcpy(t, own, nown * sizeof *t);
+    size_t n = nown + kit_add_tests(t + nown, slots, "kit", p, e, destination_kit_check, kit_setup, case_teardown);
+    failed = _cmocka_run_group_tests(name, t, n, setup, teardown);
+    free(t);
+    free(slots);
+    return failed;
+}
 
 int main(void)
 {
@@ -957,16 +964,28 @@ int main(void)
         cmocka_unit_test_setup_teardown(create_needs_exactly_one_of_path_and_url, path_case, case_teardown),
         cmocka_unit_test_setup_teardown(create_names_a_missing_directory, path_case, case_teardown),
         cmocka_unit_test_setup_teardown(create_refuses_a_bad_file_mode, path_case, case_teardown),
-        SHARED(path_case),
+        cmocka_unit_test_setup_teardown(path_location_is_the_real_path_of_the_directory, path_case, case_teardown),
+        OWN(path_case),
     };
     const struct CMUnitTest url_tests[] = {
-        SHARED(url_case),
+        OWN(url_case),
+        cmocka_unit_test_setup_teardown(url_location_keeps_host_dir_and_nfsport_and_drops_other_query_values,
+                                        url_case, case_teardown),
         cmocka_unit_test_setup_teardown(url_with_a_missing_directory_fails_naming_it, url_case, case_teardown),
         cmocka_unit_test_setup_teardown(url_refuses_nfs4_and_other_schemes, url_case, case_teardown),
         cmocka_unit_test_setup_teardown(url_to_a_server_that_is_down_fails_naming_the_url, url_case, case_teardown),
-        cmocka_unit_test_setup_teardown(url_timeout_fails_the_put_and_later_puts_reconnect, url_case, case_teardown),
+        cmocka_unit_test_setup_teardown(url_timeout_fails_the_put_on_its_handle_and_later_puts_reconnect, url_case,
+                                        case_teardown),
     };
-    int failed = cmocka_run_group_tests_name("nfs path", path_tests, path_group_setup, path_group_teardown);
-    failed += cmocka_run_group_tests_name("nfs url", url_tests, url_group_setup, url_group_teardown);
+    void *dl = NULL;
+    /* loaded here too: which kit checks apply depends on the descriptor */
+    const arca_plugin *p = fh_load_plugin("nfs", &dl);
+    if (!p)
+        return 1;
+    int failed = run_group("nfs path", path_tests, sizeof path_tests / sizeof *path_tests, p, &g_path_env,
+                           kit_path_case, path_group_setup, path_group_teardown);
+    failed += run_group("nfs url", url_tests, sizeof url_tests / sizeof *url_tests, p, &g_url_env, kit_url_case,
+                        url_group_setup, url_group_teardown);
+    fh_unload_plugin(dl);
     return failed ? 1 : 0;
 }

@@ -1,9 +1,12 @@
 /* s3 destination plugin, loaded from $BUILD/plugins/s3.so as the core would,
- * against moto with SigV4 checking on (tests/servers/moto.sh): what the CLI
- * cannot reach: invisibility before commit, ranged gets at any offset, abort
- * leaving no multipart upload, ENOENT, name refusals, multi-object delete, the
- * credential chain (environment, profile files, instance metadata with
- * refresh, against a fake IMDSv2 in this file), and the settings create refuses. Each test's name says what it pins. */
+ * against moto with SigV4 checking on (tests/servers/moto.sh): the destination
+ * contract through the kit (core/destkit, one test per check, a multipart put
+ * broken by aborting its upload with the aws CLI), then what only s3 promises:
+ * reads across part boundaries, abort leaving no multipart upload, key-length
+ * and prefix refusals, batched multi-object delete, location, the credential
+ * chain (environment, profile files, instance metadata with refresh, against
+ * a fake IMDSv2 in this file), and the settings create refuses. Each test's
+ * name says what it pins. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -23,6 +26,7 @@
 #include <unistd.h>
 
 #include "fakehost.h"
+#include "kitcase.h"
 
 typedef struct s3_env {
     const arca_plugin *p;
@@ -38,12 +42,8 @@ static s3_env g;
 typedef struct s3_case {
     fakehost *fh;
     void *cfg, *inst;
+    size_t kit_check; /* kit tests: the check to run */
 } s3_case;
-
-typedef struct arca_s3_extensions {
-    uint32_t size;
-    int (*remove_many)(void *inst, const char *const *names, size_t n);
-} arca_s3_extensions;
 
 static const char *repo_root(void)
 {
@@ -127,22 +127,28 @@ static int group_teardown(void **state)
     return 0;
 }
 
-/* A fresh instance; kv ends with NULL. with_keys adds the moto key pair. */
+/* A fresh instance; kv ends with NULL. with_keys adds the moto key pair;
+ * `extra` may override upload_concurrency (3 otherwise). */
 static s3_case *open_case(int with_keys, const char *const *extra)
 {
     const char *kv[64];
     size_t n = 0;
     char err[1024];
+    int own_concurrency = 0;
     s3_case *c = calloc(1, sizeof *c);
     assert_non_null(c);
+    for (const char *const *e = extra; e && *e; e += 2)
+        own_concurrency |= !strcmp(*e, "upload_concurrency");
     kv[n++] = "endpoint";
     kv[n++] = g.endpoint;
     kv[n++] = "bucket";
     kv[n++] = "unit";
     kv[n++] = "part_size";
     kv[n++] = "5M";
-    kv[n++] = "upload_concurrency";
-    kv[n++] = "3";
+    if (!own_concurrency) {
+        kv[n++] = "upload_concurrency";
+        kv[n++] = "3";
+    }
     if (with_keys) {
         kv[n++] = "access_key_id";
         kv[n++] = g.key;
@@ -290,74 +296,138 @@ static void create_refuses_contradictory_or_unsafe_settings(void **state)
     }
 }
 
-/* ---- the object-store contract ---- */
+/* ---- the destination contract, through the kit ---- */
 
-static void put_is_invisible_until_commit_and_ranged_gets_read_any_slice(void **state)
+#define KIT_KEY_PREFIX "kit-"
+
+/* The kit's failure injection: an open multipart upload is aborted behind
+ * the plugin's back, as a lifecycle rule or another client could; the
+ * workers' next UploadPart (or the Complete) then fails. */
+static int break_put_by_aborting_its_upload(void *ud, const char *name)
+{
+    char cmd[PATH_MAX * 2], id[512];
+    int aborted = 0;
+    (void)ud;
+    snprintf(cmd, sizeof cmd,
+             "%s/tests/servers/moto.sh aws %s/moto s3api list-multipart-uploads --bucket unit --prefix '%s%s' "
+             "--output text --query 'Uploads[].UploadId'",
+             repo_root(), g.dir, KIT_KEY_PREFIX, name);
+    FILE *f = popen(cmd, "r");
+    if (!f)
+        return -1;
+    if (!fgets(id, sizeof id, f))
+        id[0] = '\0';
+    if (pclose(f) != 0)
+        return -1;
+    id[strcspn(id, " \t\n")] = '\0';
+    if (id[0] && strcmp(id, "None")) {
+        snprintf(cmd, sizeof cmd,
+                 "%s/tests/servers/moto.sh aws %s/moto s3api abort-multipart-upload --bucket unit --key '%s%s' "
+                 "--upload-id '%s'",
+                 repo_root(), g.dir, KIT_KEY_PREFIX, name, id);
+        aborted = system(cmd) == 0;
+    }
+    return aborted ? 0 : -1;
+}
+
+static int kit_setup(void **state)
+{
+    kit_slot *slot = *state;
+    s3_case *c = calloc(1, sizeof *c);
+    if (!c)
+        return -1;
+    c->kit_check = slot->check;
+    *state = c;
+    return 0;
+}
+
+static int kit_teardown(void **state)
+{
+    s3_case *c = *state;
+    fh_config_free(g.p->options, c->cfg);
+    free(c);
+    return 0;
+}
+
+static void destination_kit_check(void **state)
+{
+    s3_case *c = *state;
+    const char *kv[] = {"endpoint", g.endpoint, "bucket", "unit", "prefix", KIT_KEY_PREFIX, "part_size", "5M",
+                        "upload_concurrency", "3", "access_key_id", g.key, "secret_access_key", g.secret, NULL};
+    arca_destkit_opts o = ARCA_DESTKIT_OPTS_INIT;
+    char err[1024];
+
+    NEED_MOTO();
+    if (!(c->cfg = fh_config(g.p->options, g.p->config_size, kv, err, sizeof err)))
+        fail_msg("config: %s", err);
+    o.prefix = "kit";
+    o.big_size = 11 * 1024 * 1024 + 12345;   /* three parts of 5 MiB */
+    o.break_after = 5 * 1024 * 1024 + 1;     /* the upload has started, a worker holds part 1 */
+    o.break_put = break_put_by_aborting_its_upload;
+    o.verbose = getenv("FH_VERBOSE") != NULL;
+    kit_assert(g.p, c->cfg, &o, c->kit_check);
+    assert_int_equal(open_uploads(), 0); /* nothing left half-uploaded */
+}
+
+/* ---- what only s3 promises ---- */
+
+static void a_multipart_object_reads_back_across_part_boundaries(void **state)
 {
     (void)state;
     NEED_MOTO();
-    const arca_destination_ops *d = g.p->destination;
     s3_case *c = open_case(1, (const char *const[]){"prefix", "ranged-", NULL});
     size_t n = 12 * 1024 * 1024 + 12345; /* 3 parts */
     unsigned char *data = pattern(n, 7), *got;
     size_t glen;
-    void *put;
 
-    assert_int_equal(d->put_open(c->inst, "x.arca", &put), 0);
-    for (size_t off = 0; off < n; off += 999983)
-        assert_int_equal(d->put_write(put, data + off, n - off < 999983 ? n - off : 999983), 0);
-    assert_int_equal(count_objects(c, ""), 0);                             /* not listed */
-    assert_int_equal(get_range(c, "x.arca", 0, 0, &got, &glen), ARCA_ENOENT); /* not readable */
-    free(got);
-    assert_int_equal(d->put_commit(put), 0);
-    assert_int_equal(count_objects(c, ""), 1);
-
+    assert_int_equal(put_all(c, "x.arca", data, n, 999983), 0);
     assert_int_equal(get_range(c, "x.arca", 0, 0, &got, &glen), 0);
     assert_int_equal(glen, n);
     assert_memory_equal(got, data, n);
     free(got);
-    /* a slice across the part boundary at 5 MiB */
-    uint64_t off = 5 * 1024 * 1024 - 3, len = 1024 * 1024 + 7;
-    assert_int_equal(get_range(c, "x.arca", off, len, &got, &glen), 0);
-    assert_int_equal(glen, len);
-    assert_memory_equal(got, data + off, len);
-    free(got);
-    /* to the end from an offset; the empty range at the end */
-    assert_int_equal(get_range(c, "x.arca", n - 10, 0, &got, &glen), 0);
-    assert_int_equal(glen, 10);
-    assert_memory_equal(got, data + n - 10, 10);
-    free(got);
-    assert_int_equal(get_range(c, "x.arca", n, 0, &got, &glen), 0);
-    assert_int_equal(glen, 0);
-    free(got);
-    /* past the end: the object is shorter than the caller believes */
-    assert_int_equal(get_range(c, "x.arca", n - 5, 10, &got, &glen), ARCA_EINTEGRITY);
-    free(got);
-    assert_int_equal(d->remove(c->inst, "x.arca"), 0);
+    /* a slice across the part boundary at 5 MiB, and one across 10 MiB */
+    for (uint64_t boundary = 5; boundary <= 10; boundary += 5) {
+        uint64_t off = boundary * 1024 * 1024 - 3, len = 1024 * 1024 + 7;
+        assert_int_equal(get_range(c, "x.arca", off, len, &got, &glen), 0);
+        assert_int_equal(glen, len);
+        assert_memory_equal(got, data + off, len);
+        free(got);
+    }
+    assert_int_equal(g.p->destination->remove(c->inst, "x.arca"), 0);
     free(data);
     close_case(c);
 }
 
-static void a_small_object_and_an_empty_one_are_single_puts(void **state)
+static void a_download_worker_failure_lands_on_its_get_handle(void **state)
 {
     (void)state;
     NEED_MOTO();
-    s3_case *c = open_case(1, (const char *const[]){"prefix", "small-", NULL});
-    unsigned char *got;
-    size_t glen;
-    assert_int_equal(put_all(c, "m.manifest.json", (const unsigned char *)"{\"a\":1}", 7, 7), 0);
-    assert_int_equal(put_all(c, "empty.arca", (const unsigned char *)"", 0, 1), 0);
-    assert_int_equal(get_range(c, "m.manifest.json", 0, 0, &got, &glen), 0);
-    assert_int_equal(glen, 7);
-    assert_memory_equal(got, "{\"a\":1}", 7);
-    free(got);
-    assert_int_equal(get_range(c, "empty.arca", 0, 0, &got, &glen), 0);
-    assert_int_equal(glen, 0);
-    free(got);
-    assert_int_equal(count_objects(c, "m."), 1);
-    assert_int_equal(count_objects(c, ""), 2);
-    assert_int_equal(g.p->destination->remove(c->inst, "m.manifest.json"), 0);
-    assert_int_equal(g.p->destination->remove(c->inst, "empty.arca"), 0);
+    const arca_destination_ops *d = g.p->destination;
+    /* one range in flight at a time: the worker fetches range 1 only once the
+     * reader has finished range 0, after the object was replaced */
+    s3_case *c = open_case(1, (const char *const[]){"prefix", "replaced-", "upload_concurrency", "1", NULL});
+    size_t n = 11 * 1024 * 1024, got = 0;
+    unsigned char *data = pattern(n, 5), *buf = malloc(1 << 20);
+    void *get = NULL;
+    int rc;
+
+    assert_non_null(buf);
+    assert_int_equal(put_all(c, "r.arca", data, n, 1 << 20), 0);
+    assert_int_equal(d->get_open(c->inst, "r.arca", 0, 0, &get), 0);
+    assert_int_equal(d->get_read(get, buf, 1 << 20, &got), 0);
+    assert_true(got > 0);
+    assert_int_equal(put_all(c, "r.arca", data + 1, n - 1, 1 << 20), 0); /* replaced: a new ETag */
+    do
+        rc = d->get_read(get, buf, 1 << 20, &got);
+    while (rc == 0 && got);
+    assert_int_equal(rc, ARCA_EINTEGRITY);
+    assert_non_null(fh_handle_error(c->fh, get));
+    assert_non_null(strstr(fh_handle_error(c->fh, get), "replaced while it was being read"));
+    assert_int_equal(fh_error_count(c->fh), 0); /* nothing on the instance */
+    d->get_close(get);
+    assert_int_equal(d->remove(c->inst, "r.arca"), 0);
+    free(buf);
+    free(data);
     close_case(c);
 }
 
@@ -379,39 +449,74 @@ static void abort_mid_multipart_leaves_no_upload_and_nothing_visible(void **stat
     close_case(c);
 }
 
-static void missing_objects_are_enoent_and_bad_names_are_refused(void **state)
+static void keys_over_1024_bytes_and_list_prefixes_with_a_slash_are_refused(void **state)
 {
     (void)state;
     NEED_MOTO();
     const arca_destination_ops *d = g.p->destination;
-    s3_case *c = open_case(1, NULL);
+    char prefix[200], name[1000];
+    memset(prefix, 'p', sizeof prefix - 1);
+    prefix[sizeof prefix - 1] = '\0';
+    memset(name, 'n', sizeof name - 1);
+    name[sizeof name - 1] = '\0';
+    s3_case *c = open_case(1, (const char *const[]){"prefix", prefix, NULL});
     void *h = NULL;
-    assert_int_equal(d->get_open(c->inst, "nope.arca", 0, 0, &h), ARCA_ENOENT);
-    assert_non_null(strstr(fh_last_error(c->fh), "nope.arca"));
-    assert_int_equal(d->remove(c->inst, "nope.arca"), ARCA_ENOENT);
-    assert_int_equal(d->put_open(c->inst, "a/b", &h), ARCA_ECONFIG);
-    assert_int_equal(d->put_open(c->inst, ".hidden", &h), ARCA_ECONFIG);
-    assert_int_equal(d->put_open(c->inst, "", &h), ARCA_ECONFIG);
+    /* 999 bytes are a fine name, but with the 199-byte prefix the key is 1198 */
+    assert_int_equal(d->put_open(c->inst, name, &h), ARCA_ECONFIG);
+    assert_null(h);
+    assert_non_null(strstr(fh_last_error(c->fh), "more than S3's 1024"));
+    assert_int_equal(d->get_open(c->inst, name, 0, 0, &h), ARCA_ECONFIG);
+    assert_int_equal(d->remove(c->inst, name), ARCA_ECONFIG);
     assert_int_equal(d->list(c->inst, "a/", count_cb, &(int){0}), ARCA_ECONFIG);
     close_case(c);
 }
 
-static void remove_many_deletes_up_to_1000_keys_a_request(void **state)
+static void remove_many_sends_batches_of_1000_and_the_old_extension_symbol_is_gone(void **state)
 {
     (void)state;
     NEED_MOTO();
-    const arca_s3_extensions *(*entry)(void) =
-        (const arca_s3_extensions *(*)(void))dlsym(g.dl, "arca_s3_extensions_entry");
-    assert_non_null(entry);
-    const arca_s3_extensions *ext = entry();
-    assert_true(ext->size >= sizeof *ext);
+    const arca_destination_ops *d = g.p->destination;
+    assert_true(ARCA_HAS(arca_destination_ops, d, remove_many));
+    assert_non_null(d->remove_many);
+    assert_null(dlsym(g.dl, "arca_s3_extensions_entry"));
     s3_case *c = open_case(1, (const char *const[]){"prefix", "many-", NULL});
-    const char *names[] = {"a.arca", "a.manifest.json", "b.arca", "never-stored.arca"};
-    for (int i = 0; i < 3; i++)
-        assert_int_equal(put_all(c, names[i], (const unsigned char *)"data", 4, 4), 0);
+    enum { N = 1003 };
+    char(*names)[32] = calloc(N, sizeof *names);
+    const char **v = calloc(N, sizeof *v);
+    assert_non_null(names);
+    assert_non_null(v);
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "n%04d.arca", i);
+        v[i] = names[i];
+    }
+    /* one object in the first batch, two in the second: most names were never stored */
+    assert_int_equal(put_all(c, v[0], (const unsigned char *)"a", 1, 1), 0);
+    assert_int_equal(put_all(c, v[1000], (const unsigned char *)"b", 1, 1), 0);
+    assert_int_equal(put_all(c, v[1002], (const unsigned char *)"c", 1, 1), 0);
     assert_int_equal(count_objects(c, ""), 3);
-    assert_int_equal(ext->remove_many(c->inst, names, 4), 0);
+    assert_int_equal(d->remove_many(c->inst, v, N), 0);
     assert_int_equal(count_objects(c, ""), 0);
+    free(v);
+    free(names);
+    close_case(c);
+}
+
+static void location_names_bucket_prefix_endpoint_and_region_and_no_secret(void **state)
+{
+    (void)state;
+    NEED_MOTO();
+    s3_case *c = open_case(1, (const char *const[]){"prefix", "backups/", "region", "eu-west-3", NULL});
+    char got[1024], want[1024], ep[512];
+    snprintf(ep, sizeof ep, "%s", g.endpoint);
+    for (char *p = ep; *p; p++)
+        *p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+    if (ep[strlen(ep) - 1] == '/')
+        ep[strlen(ep) - 1] = '\0';
+    snprintf(want, sizeof want, "s3://unit/backups/ at %s (region eu-west-3)", ep);
+    assert_int_equal(g.p->destination->location(c->inst, got, sizeof got), 0);
+    assert_string_equal(got, want);
+    assert_null(strstr(got, g.key));
+    assert_null(strstr(got, g.secret));
     close_case(c);
 }
 
@@ -531,8 +636,12 @@ static void credentials_come_from_instance_metadata_and_are_refreshed_before_exp
      * refuses with auth on: so the proof that the instance keys and their
      * token were used is moto's InvalidToken (not "no credentials", not
      * InvalidAccessKeyId) */
-    assert_int_equal(put_all(c, "i.arca", (const unsigned char *)"abc", 3, 3), ARCA_EFAIL);
-    assert_non_null(strstr(fh_last_error(c->fh), "InvalidToken"));
+    void *put = NULL;
+    assert_int_equal(g.p->destination->put_open(c->inst, "i.arca", &put), 0);
+    assert_int_equal(g.p->destination->put_write(put, "abc", 3), 0);
+    assert_int_equal(g.p->destination->put_commit(put), ARCA_EFAIL);
+    assert_non_null(fh_handle_error(c->fh, put)); /* the put's failure, on its handle */
+    assert_non_null(strstr(fh_handle_error(c->fh, put), "InvalidToken"));
     int n = 0;
     assert_int_equal(g.p->destination->list(c->inst, "", count_cb, &n), ARCA_EFAIL);
     assert_non_null(strstr(fh_last_error(c->fh), "InvalidToken"));
@@ -550,15 +659,30 @@ static void credentials_come_from_instance_metadata_and_are_refreshed_before_exp
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
+    const struct CMUnitTest own[] = {
         cmocka_unit_test(create_refuses_contradictory_or_unsafe_settings),
-        cmocka_unit_test(put_is_invisible_until_commit_and_ranged_gets_read_any_slice),
-        cmocka_unit_test(a_small_object_and_an_empty_one_are_single_puts),
+        cmocka_unit_test(a_multipart_object_reads_back_across_part_boundaries),
+        cmocka_unit_test(a_download_worker_failure_lands_on_its_get_handle),
         cmocka_unit_test(abort_mid_multipart_leaves_no_upload_and_nothing_visible),
-        cmocka_unit_test(missing_objects_are_enoent_and_bad_names_are_refused),
-        cmocka_unit_test(remove_many_deletes_up_to_1000_keys_a_request),
+        cmocka_unit_test(keys_over_1024_bytes_and_list_prefixes_with_a_slash_are_refused),
+        cmocka_unit_test(remove_many_sends_batches_of_1000_and_the_old_extension_symbol_is_gone),
+        cmocka_unit_test(location_names_bucket_prefix_endpoint_and_region_and_no_secret),
         cmocka_unit_test(credentials_come_from_the_environment_then_the_profile_files),
         cmocka_unit_test(credentials_come_from_instance_metadata_and_are_refreshed_before_expiry),
     };
-    return cmocka_run_group_tests_name("s3_plugin", tests, group_setup, group_teardown);
+    size_t nown = sizeof own / sizeof *own;
+    struct CMUnitTest *t = calloc(nown + arca_destkit_count(), sizeof *t);
+    kit_slot *slots = calloc(arca_destkit_count(), sizeof *slots);
+    void *dl = NULL;
+    /* loaded here too: which kit checks apply depends on the descriptor */
+    const arca_plugin *p = fh_load_plugin("s3", &dl);
+    if (!t || !slots || !p)
+        return 1;
+    memcpy(t, own, sizeof own);
+    size_t n = nown + kit_add_tests(t + nown, slots, "kit", p, NULL, destination_kit_check, kit_setup, kit_teardown);
+    int failed = _cmocka_run_group_tests("s3_plugin", t, n, group_setup, group_teardown);
+    fh_unload_plugin(dl);
+    free(t);
+    free(slots);
+    return failed ? 1 : 0;
 }

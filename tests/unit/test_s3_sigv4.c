@@ -13,7 +13,8 @@
 #include <string.h>
 
 #include "../../plugins/s3/parse.c"
-#include "../../plugins/s3/retry.c"
+#include "../../plugins/common/pc_retry.c"
+#include "../../plugins/s3/codes.c"
 #include "../../plugins/s3/sigv4.c"
 
 /* The general suite's credentials and date (service "service", us-east-1). */
@@ -286,9 +287,9 @@ static void xml_error_body_gives_code_and_message_even_inside_a_200(void **state
     assert_string_equal(code, "InternalError");
     assert_true(s3_xml_text(v, v + n, "Message", msg, sizeof msg));
     assert_string_equal(msg, "We encountered an internal error. Please try again.");
-    assert_int_equal(s3_classify(0, 200, code), S3_RETRY);
-    assert_int_equal(s3_classify(0, 200, "AccessDenied"), S3_FAIL);
-    assert_int_equal(s3_classify(0, 200, ""), S3_DONE);
+    assert_int_equal(s3_classify(0, 200, code), PC_RETRY_AGAIN);
+    assert_int_equal(s3_classify(0, 200, "AccessDenied"), PC_RETRY_FAIL);
+    assert_int_equal(s3_classify(0, 200, ""), PC_RETRY_DONE);
     /* an empty element and a self-closing one */
     const char *y = "<R><Prefix></Prefix><Marker/></R>";
     assert_true(s3_xml_text(y, y + strlen(y), "Prefix", msg, sizeof msg));
@@ -338,17 +339,17 @@ static void shared_files_give_the_profile_section_and_imds_json_the_keys(void **
 static void retry_policy_retries_transient_failures_and_fails_fast_on_client_errors(void **state)
 {
     (void)state;
-    assert_int_equal(s3_classify(1, 0, ""), S3_RETRY);                 /* reset, timeout */
-    assert_int_equal(s3_classify(0, 503, "SlowDown"), S3_RETRY);
-    assert_int_equal(s3_classify(0, 500, "InternalError"), S3_RETRY);
-    assert_int_equal(s3_classify(0, 502, ""), S3_RETRY);
-    assert_int_equal(s3_classify(0, 429, ""), S3_RETRY);
-    assert_int_equal(s3_classify(0, 400, "RequestTimeout"), S3_RETRY);
-    assert_int_equal(s3_classify(0, 403, "SignatureDoesNotMatch"), S3_FAIL);
-    assert_int_equal(s3_classify(0, 403, "AccessDenied"), S3_FAIL);
-    assert_int_equal(s3_classify(0, 404, "NoSuchKey"), S3_FAIL);
-    assert_int_equal(s3_classify(0, 400, "InvalidArgument"), S3_FAIL);
-    assert_int_equal(s3_classify(0, 204, ""), S3_DONE);
+    assert_int_equal(s3_classify(1, 0, ""), PC_RETRY_AGAIN);                 /* reset, timeout */
+    assert_int_equal(s3_classify(0, 503, "SlowDown"), PC_RETRY_AGAIN);
+    assert_int_equal(s3_classify(0, 500, "InternalError"), PC_RETRY_AGAIN);
+    assert_int_equal(s3_classify(0, 502, ""), PC_RETRY_AGAIN);
+    assert_int_equal(s3_classify(0, 429, ""), PC_RETRY_AGAIN);
+    assert_int_equal(s3_classify(0, 400, "RequestTimeout"), PC_RETRY_AGAIN);
+    assert_int_equal(s3_classify(0, 403, "SignatureDoesNotMatch"), PC_RETRY_FAIL);
+    assert_int_equal(s3_classify(0, 403, "AccessDenied"), PC_RETRY_FAIL);
+    assert_int_equal(s3_classify(0, 404, "NoSuchKey"), PC_RETRY_FAIL);
+    assert_int_equal(s3_classify(0, 400, "InvalidArgument"), PC_RETRY_FAIL);
+    assert_int_equal(s3_classify(0, 204, ""), PC_RETRY_DONE);
     const char *hint = s3_hint(403, "SignatureDoesNotMatch");
     assert_non_null(strstr(hint, "secret_access_key"));
     assert_non_null(strstr(hint, "clock"));
@@ -361,12 +362,12 @@ static void backoff_grows_exponentially_with_jitter_and_a_ceiling(void **state)
 {
     (void)state;
     for (uint32_t r = 0; r < 2000; r += 97) {
-        assert_in_range(s3_backoff_ms(1, r), 50, 100);
-        assert_in_range(s3_backoff_ms(2, r), 100, 200);
-        assert_in_range(s3_backoff_ms(5, r), 800, 1600);
-        assert_in_range(s3_backoff_ms(30, r), 10000, 20000);
+        assert_in_range(pc_backoff_ms(1, r), 50, 100);
+        assert_in_range(pc_backoff_ms(2, r), 100, 200);
+        assert_in_range(pc_backoff_ms(5, r), 800, 1600);
+        assert_in_range(pc_backoff_ms(30, r), 10000, 20000);
     }
-    assert_true(s3_backoff_ms(1, 0) != s3_backoff_ms(1, 37)); /* jitter */
+    assert_true(pc_backoff_ms(1, 0) != pc_backoff_ms(1, 37)); /* jitter */
 }
 
 static void part_sizes_reach_5_tib_within_10000_parts_even_from_5_mib(void **state)

@@ -15,7 +15,7 @@
 #include "fakehost.h"
 
 /* The pure part of the plugin, built into this test (it is hidden in the .so). */
-#include "../../plugins/ysql/buf.c"
+#include "../../plugins/common/pc_buf.c"
 #include "../../plugins/ysql/catalog.c"
 #include "../../plugins/ysql/digest.c"
 #include "../../plugins/ysql/ident.c"
@@ -31,14 +31,14 @@ static char *slurp(const char *path, size_t *len)
         f = fopen(alt, "rb");
     }
     assert_non_null(f);
-    ysql_buf b = {0};
+    pc_buf b = {0};
     char tmp[65536];
     size_t n;
     while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
-        ysql_buf_add(&b, tmp, n);
+        pc_buf_add(&b, tmp, n);
     fclose(f);
     *len = b.len;
-    return ysql_buf_take(&b);
+    return pc_buf_take(&b);
 }
 
 /* ---- YugabyteDB behaviour ------------------------------------------------------------ */
@@ -172,9 +172,9 @@ static void catalog_version_change_retries_the_schema_then_fails(void **state)
 
 static char *ident(const char *s)
 {
-    ysql_buf b = {0};
+    pc_buf b = {0};
     ysql_buf_ident(&b, s);
-    return ysql_buf_take(&b);
+    return pc_buf_take(&b);
 }
 
 static void identifiers_and_literals_are_always_quoted(void **state)
@@ -182,9 +182,9 @@ static void identifiers_and_literals_are_always_quoted(void **state)
     char *s = ident("Mixed \"Case\".x");
     assert_string_equal(s, "\"Mixed \"\"Case\"\".x\"");
     free(s);
-    ysql_buf b = {0};
+    pc_buf b = {0};
     ysql_buf_literal(&b, "it's \\ fine");
-    s = ysql_buf_take(&b);
+    s = pc_buf_take(&b);
     assert_string_equal(s, "'it''s \\ fine'");
     free(s);
     s = ysql_qualified("My Schema", "t.1");
@@ -192,7 +192,7 @@ static void identifiers_and_literals_are_always_quoted(void **state)
     free(s);
     ysql_buf_conninfo(&b, "host", "127.0.0.1");
     ysql_buf_conninfo(&b, "dbname", "a b'c\\d");
-    s = ysql_buf_take(&b);
+    s = pc_buf_take(&b);
     assert_string_equal(s, "host='127.0.0.1' dbname='a b\\'c\\\\d'");
     free(s);
 }

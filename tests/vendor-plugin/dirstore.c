@@ -1,7 +1,10 @@
 /* dirstore: the example destination plugin a storage vendor would write. Each
  * object is one file in the directory `root`; an upload goes to a hidden
  * temporary that is renamed into place on commit, so a reader never sees half
- * an object. Built out of tree against the installed <arca/plugin.h> only. */
+ * an object. Built out of tree against the installed <arca/plugin.h> only.
+ * ABI 1.1: failures of a put or get are reported on that handle when the host
+ * offers handle_error (with a fallback for 1.0 hosts), and `location` says
+ * where the objects go. */
 #define _XOPEN_SOURCE 700 /* POSIX 2008 with XSI: mkstemp, pread, fsync, fstatat, dirfd */
 
 #include <arca/plugin.h>
@@ -10,13 +13,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define DS_VERSION "1.0.0"
+#define DS_VERSION "1.1.0"
 /* Temporaries start with '.', object names may not: the two never collide and
  * list() can skip every temporary, even one a crash left behind. */
 #define DS_TMP_PREFIX ".dirstore-tmp."
@@ -58,34 +62,67 @@ typedef struct ds_get {
     char path[PATH_MAX];
 } ds_get;
 
-/* Report a failed system call on `path`; a missing file is ARCA_ENOENT. */
-static int ds_fail(const ds_inst *in, int err, const char *what, const char *path)
+/* Report why an operation on `handle` (a put or get; NULL for none) failed,
+ * and return `code`. A 1.1 host shows the message with the failing call on
+ * that handle, so concurrent puts never show each other's messages; a 1.0
+ * host has no handle_error (ARCA_HAS says so by its size), and then the
+ * instance's error is the place. */
+static int ds_report(const ds_inst *in, const void *handle, int code, const char *fmt, ...)
 {
-    return in->host->error(in->host, err == ENOENT ? ARCA_ENOENT : ARCA_EFAIL, "%s '%s': %s", what, path,
-                           strerror(err));
+    const arca_host *h = in->host;
+    char msg[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (handle && ARCA_HAS(arca_host, h, handle_error) && h->handle_error)
+        return h->handle_error(h, handle, code, "%s", msg);
+    return h->error(h, code, "%s", msg);
+}
+
+/* Report a failed system call on `path`; a missing file is ARCA_ENOENT. */
+static int ds_fail(const ds_inst *in, const void *handle, int err, const char *what, const char *path)
+{
+    return ds_report(in, handle, err == ENOENT ? ARCA_ENOENT : ARCA_EFAIL, "%s '%s': %s", what, path,
+                     strerror(err));
 }
 
 /* Object names are flat: a '/' could leave `root`, a leading '.' could hit a
- * temporary. Writes root/NAME into out. */
+ * temporary, a control byte has no business in a file name. Anything else the
+ * core may use (it names objects <pipeline>.<id>.arca from [A-Za-z0-9._-]) is
+ * accepted. A refused name is ARCA_ECONFIG: the user must change it. Writes
+ * root/NAME into out. */
 static int ds_path(const ds_inst *in, const char *name, char *out, size_t cap)
 {
-    if (!name || !*name || name[0] == '.' || strchr(name, '/'))
-        return in->host->error(in->host, ARCA_EFAIL,
-                               "object name '%s' refused: it must be a file name without '/' not starting with '.'",
-                               name ? name : "");
+    const char *why = NULL;
+    if (!name || !*name)
+        why = "it is empty";
+    else if (name[0] == '.')
+        why = "it starts with '.'";
+    else if (strchr(name, '/'))
+        why = "it contains '/'";
+    else if (strlen(name) > 1024)
+        why = "it is longer than 1024 bytes";
+    for (const char *c = name; !why && *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            why = "it contains a control byte";
+    if (why)
+        return in->host->error(in->host, ARCA_ECONFIG, "object name '%.80s' refused: %s", name ? name : "", why);
     if ((size_t)snprintf(out, cap, "%s/%s", in->cfg->root, name) >= cap)
-        return in->host->error(in->host, ARCA_EFAIL, "'%s/%s': %s", in->cfg->root, name, strerror(ENAMETOOLONG));
+        return in->host->error(in->host, ARCA_ECONFIG, "'%s/%s': %s", in->cfg->root, name, strerror(ENAMETOOLONG));
     return ARCA_OK;
 }
 
 /* Make a rename or unlink in `root` durable. Some filesystems refuse to fsync
  * a directory (EINVAL); there the rename is as durable as they make it. */
-static int ds_sync_root(const ds_inst *in)
+static int ds_sync_root(const ds_inst *in, const void *handle)
 {
     int fd = open(in->cfg->root, O_RDONLY | O_DIRECTORY);
     if (fd < 0)
-        return ds_fail(in, errno, "cannot open directory", in->cfg->root);
-    int rc = fsync(fd) == 0 || errno == EINVAL ? ARCA_OK : ds_fail(in, errno, "cannot fsync directory", in->cfg->root);
+        return ds_fail(in, handle, errno, "cannot open directory", in->cfg->root);
+    int rc = fsync(fd) == 0 || errno == EINVAL ? ARCA_OK
+                                               : ds_fail(in, handle, errno, "cannot fsync directory", in->cfg->root);
     close(fd);
     return rc;
 }
@@ -141,15 +178,16 @@ static int ds_put_open(void *inst, const char *name, void **out)
         return rc;
     }
     if ((size_t)snprintf(p->tmp, sizeof p->tmp, "%s/" DS_TMP_PREFIX "%s.XXXXXX", in->cfg->root, name) >= sizeof p->tmp) {
+        rc = in->host->error(in->host, ARCA_ECONFIG, "'%s': %s", p->path, strerror(ENAMETOOLONG));
         free(p);
-        return in->host->error(in->host, ARCA_EFAIL, "'%s': %s", p->path, strerror(ENAMETOOLONG));
+        return rc;
     }
     /* mkstemp: a unique name per upload, so concurrent puts of one name and
      * leftovers of a crashed run never collide. */
     if ((p->fd = mkstemp(p->tmp)) < 0) {
         int e = errno;
         free(p);
-        rc = ds_fail(in, e, "cannot create temporary in", in->cfg->root);
+        rc = ds_fail(in, NULL, e, "cannot create temporary in", in->cfg->root);
         return rc == ARCA_ENOENT ? ARCA_EFAIL : rc; /* ENOENT is for missing objects only */
     }
     fcntl(p->fd, F_SETFD, FD_CLOEXEC);
@@ -176,14 +214,14 @@ static int ds_put_write(void *put, const void *buf, size_t len)
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
-            return ds_fail(in, n < 0 ? errno : ENOSPC, "cannot write", p->tmp);
+            return ds_fail(in, p, n < 0 ? errno : ENOSPC, "cannot write", p->tmp);
         b += n;
         len -= (size_t)n;
         p->written += (uint64_t)n;
     }
     if (inject)
-        return in->host->error(in->host, ARCA_EFAIL, "cannot write '%s': %s (fail_after_bytes = %llu reached)",
-                               p->tmp, strerror(EIO), (unsigned long long)limit);
+        return ds_report(in, p, ARCA_EFAIL, "cannot write '%s': %s (fail_after_bytes = %llu reached)", p->tmp,
+                         strerror(EIO), (unsigned long long)limit);
     return ARCA_OK;
 }
 
@@ -206,24 +244,25 @@ static int ds_put_commit(void *put)
     int fd = p->fd, rc;
 
     p->fd = -1;
+    /* The handle is freed below whatever happens, but the message is reported
+     * first, while the host can still tell which put it belongs to. */
     if (fsync(fd) != 0) {
-        rc = ds_fail(in, errno, "cannot fsync", p->tmp);
+        rc = ds_fail(in, p, errno, "cannot fsync", p->tmp);
         close(fd);
         ds_put_free(p, 1);
         return rc;
     }
     if (close(fd) != 0) {
-        rc = ds_fail(in, errno, "cannot close", p->tmp);
+        rc = ds_fail(in, p, errno, "cannot close", p->tmp);
         ds_put_free(p, 1);
         return rc;
     }
     if (rename(p->tmp, p->path) != 0) {
-        rc = in->host->error(in->host, ARCA_EFAIL, "cannot rename '%s' to '%s': %s", p->tmp, p->path,
-                             strerror(errno));
+        rc = ds_report(in, p, ARCA_EFAIL, "cannot rename '%s' to '%s': %s", p->tmp, p->path, strerror(errno));
         ds_put_free(p, 1);
         return rc;
     }
-    if ((rc = ds_sync_root(in)) != ARCA_OK) {
+    if ((rc = ds_sync_root(in, p)) != ARCA_OK) {
         unlink(p->path);
         rc = rc == ARCA_ENOENT ? ARCA_EFAIL : rc;
     }
@@ -255,14 +294,14 @@ static int ds_get_open(void *inst, const char *name, uint64_t offset, uint64_t l
         return rc;
     }
     if ((g->fd = open(g->path, O_RDONLY)) < 0) {
-        rc = ds_fail(in, errno, "cannot open", g->path);
+        rc = ds_fail(in, NULL, errno, "cannot open", g->path);
         free(g);
         return rc;
     }
     if (fstat(g->fd, &st) != 0)
-        rc = ds_fail(in, errno, "cannot stat", g->path);
+        rc = ds_fail(in, NULL, errno, "cannot stat", g->path);
     else if (!S_ISREG(st.st_mode))
-        rc = ds_fail(in, EISDIR, "cannot read", g->path);
+        rc = ds_fail(in, NULL, EISDIR, "cannot read", g->path);
     /* A range past the end means the object is shorter than the caller knows
      * it to be: truncated, an integrity problem rather than an I/O error. */
     else if (offset > (uint64_t)st.st_size || (length && length > (uint64_t)st.st_size - offset))
@@ -295,10 +334,10 @@ static int ds_get_read(void *get, void *buf, size_t cap, size_t *got)
         n = pread(g->fd, buf, (size_t)want, (off_t)g->pos);
     while (n < 0 && errno == EINTR);
     if (n < 0)
-        return ds_fail(g->in, errno, "cannot read", g->path);
+        return ds_fail(g->in, g, errno, "cannot read", g->path);
     if (n == 0)
-        return g->in->host->error(g->in->host, ARCA_EINTEGRITY, "'%s' ended at byte %llu, before byte %llu: truncated",
-                                  g->path, (unsigned long long)g->pos, (unsigned long long)g->end);
+        return ds_report(g->in, g, ARCA_EINTEGRITY, "'%s' ended at byte %llu, before byte %llu: truncated", g->path,
+                         (unsigned long long)g->pos, (unsigned long long)g->end);
     g->pos += (uint64_t)n;
     *got = (size_t)n;
     return ARCA_OK;
@@ -324,13 +363,13 @@ static int ds_list(void *inst, const char *prefix, arca_list_cb cb, void *ud)
     DIR *d;
 
     if (!(d = opendir(in->cfg->root)))
-        return ds_fail(in, errno, "cannot list", in->cfg->root);
+        return ds_fail(in, NULL, errno, "cannot list", in->cfg->root);
     for (;;) {
         struct stat st;
         errno = 0;
         if (!(de = readdir(d))) {
             if (errno)
-                rc = ds_fail(in, errno, "cannot list", in->cfg->root);
+                rc = ds_fail(in, NULL, errno, "cannot list", in->cfg->root);
             break;
         }
         /* '.', '..' and every temporary start with '.': none is an object */
@@ -339,7 +378,7 @@ static int ds_list(void *inst, const char *prefix, arca_list_cb cb, void *ud)
         if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
             if (errno == ENOENT) /* removed while we listed */
                 continue;
-            rc = ds_fail(in, errno, "cannot stat object in", in->cfg->root);
+            rc = ds_fail(in, NULL, errno, "cannot stat object in", in->cfg->root);
             break;
         }
         if (!S_ISREG(st.st_mode))
@@ -364,8 +403,24 @@ static int ds_remove(void *inst, const char *name)
     if ((rc = ds_path(in, name, path, sizeof path)))
         return rc;
     if (unlink(path) != 0)
-        return ds_fail(in, errno, "cannot remove", path);
-    return ds_sync_root(in);
+        return ds_fail(in, NULL, errno, "cannot remove", path);
+    return ds_sync_root(in, NULL);
+}
+
+/* ---- location (ABI 1.1, optional) ----------------------------------------- */
+
+/* The directory as the system resolves it (symlinks, "..", extra slashes
+ * gone), so that two spellings of one directory are one place. */
+static int ds_location(void *inst, char *buf, size_t cap)
+{
+    ds_inst *in = inst;
+    char real[PATH_MAX];
+
+    if (!realpath(in->cfg->root, real))
+        return in->host->error(in->host, ARCA_EFAIL, "cannot resolve '%s': %s", in->cfg->root, strerror(errno));
+    if ((size_t)snprintf(buf, cap, "%s", real) >= cap)
+        return in->host->error(in->host, ARCA_EFAIL, "the location '%s' does not fit in %zu bytes", real, cap);
+    return ARCA_OK;
 }
 
 /* ---- the descriptor ------------------------------------------------------ */
@@ -381,6 +436,10 @@ static const arca_destination_ops ds_destination_ops = {
     .get_close = ds_get_close,
     .list = ds_list,
     .remove = ds_remove,
+    /* ABI 1.1, optional: NULL says "not offered" (the core checks with ARCA_HAS) */
+    .remove_many = NULL,
+    .location = ds_location,
+    .cleanup = NULL,
 };
 
 static const arca_plugin ds_plugin = {

@@ -1,44 +1,25 @@
-/* s3 plugin: the retry policy (which answers are worth another try, how long
- * to wait) and the hints shown with errors that will not go away by retrying. */
+/* s3 plugin: what S3's own error codes mean: which are transient on top of the
+ * common HTTP policy (plugins/common/pc_retry.c), and the hints shown with
+ * errors that will not go away by retrying. */
 #include <string.h>
 
 #include "s3util.h"
 
-s3_verdict s3_classify(int transport, long status, const char *code)
+pc_verdict s3_classify(int transport, long status, const char *code)
 {
     if (!code)
         code = "";
-    if (transport)
-        return S3_RETRY; /* reset, timeout, refused, truncated answer */
-    if (status >= 200 && status < 300)
+    if (!transport && status >= 200 && status < 300 && *code)
         /* a 2xx carrying an <Error> (CompleteMultipartUpload, CopyObject) */
-        return *code ? (!strcmp(code, "InternalError") || !strcmp(code, "SlowDown") ||
-                                !strcmp(code, "ServiceUnavailable")
-                            ? S3_RETRY
-                            : S3_FAIL)
-                     : S3_DONE;
-    if (status >= 500 || status == 429)
-        return S3_RETRY; /* 500 InternalError, 503 SlowDown, 502/504 from proxies, throttling */
-    if (status == 408)
-        return S3_RETRY;
-    if (status == 400 && (!strcmp(code, "RequestTimeout") || !strcmp(code, "ExpiredToken") ||
-                          !strcmp(code, "TokenRefreshRequired")))
-        return S3_RETRY; /* idle socket closed by S3; instance credentials about to be renewed */
-    if (status == 403 && !strcmp(code, "ExpiredToken"))
-        return S3_RETRY;
-    return S3_FAIL; /* 400, 403, 404, 409, 412 ...: the same request gets the same answer */
-}
-
-uint64_t s3_backoff_ms(unsigned attempt, uint32_t rnd)
-{
-    uint64_t cap = 100;
-    for (unsigned i = 1; i < attempt && cap < 20000; i++)
-        cap *= 2;
-    if (cap > 20000)
-        cap = 20000;
-    /* jitter in [cap/2, cap]: parallel uploads that failed together do not
-     * come back together, yet every wait still grows */
-    return cap / 2 + (uint64_t)rnd % (cap / 2 + 1);
+        return !strcmp(code, "InternalError") || !strcmp(code, "SlowDown") || !strcmp(code, "ServiceUnavailable")
+                   ? PC_RETRY_AGAIN
+                   : PC_RETRY_FAIL;
+    if (!transport && status == 400 &&
+        (!strcmp(code, "RequestTimeout") || !strcmp(code, "ExpiredToken") || !strcmp(code, "TokenRefreshRequired")))
+        return PC_RETRY_AGAIN; /* idle socket closed by S3; instance credentials about to be renewed */
+    if (!transport && status == 403 && !strcmp(code, "ExpiredToken"))
+        return PC_RETRY_AGAIN;
+    return pc_http_classify(transport, status);
 }
 
 const char *s3_hint(long status, const char *code)

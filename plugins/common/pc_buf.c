@@ -1,18 +1,21 @@
-/* ysql plugin: a growable byte buffer; an allocation failure is remembered in
- * the buffer instead of being checked at every append. */
-#include "pure.h"
+/* plugins/common: the growable byte buffer. */
+#include "pc_buf.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int buf_reserve(ysql_buf *b, size_t more)
+static int buf_reserve(pc_buf *b, size_t more)
 {
     if (b->oom)
         return -1;
     if (b->len + more + 1 <= b->cap)
         return 0;
+    if (more > (size_t)-1 / 2 - b->len) {
+        b->oom = 1;
+        return -1;
+    }
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + more + 1)
         cap *= 2;
@@ -26,7 +29,7 @@ static int buf_reserve(ysql_buf *b, size_t more)
     return 0;
 }
 
-void ysql_buf_add(ysql_buf *b, const void *data, size_t len)
+void pc_buf_add(pc_buf *b, const void *data, size_t len)
 {
     if (buf_reserve(b, len) < 0)
         return;
@@ -36,12 +39,12 @@ void ysql_buf_add(ysql_buf *b, const void *data, size_t len)
     b->p[b->len] = '\0';
 }
 
-void ysql_buf_str(ysql_buf *b, const char *s)
+void pc_buf_str(pc_buf *b, const char *s)
 {
-    ysql_buf_add(b, s, strlen(s));
+    pc_buf_add(b, s, strlen(s));
 }
 
-void ysql_buf_printf(ysql_buf *b, const char *fmt, ...)
+void pc_buf_printf(pc_buf *b, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -55,23 +58,21 @@ void ysql_buf_printf(ysql_buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
-void ysql_buf_free(ysql_buf *b)
+void pc_buf_free(pc_buf *b)
 {
     free(b->p);
-    *b = (ysql_buf){0};
+    *b = (pc_buf){0};
 }
 
-char *ysql_buf_take(ysql_buf *b)
+char *pc_buf_take(pc_buf *b)
 {
+    if (!b->oom && !b->p)
+        pc_buf_add(b, "", 0);
     if (b->oom) {
-        ysql_buf_free(b);
+        pc_buf_free(b);
         return NULL;
     }
-    if (!b->p)
-        ysql_buf_add(b, "", 0);
-    char *p = b->oom ? NULL : b->p;
-    if (!p)
-        free(b->p);
-    *b = (ysql_buf){0};
+    char *p = b->p;
+    *b = (pc_buf){0};
     return p;
 }
