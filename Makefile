@@ -60,7 +60,7 @@ UNIT_HELP   := $(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c)) $(DESTKIT_SR
 # plugin sources too: some unit tests compile a plugin's server-free files in directly
 $(BUILD)/tests/%: tests/unit/%.c $(UNIT_HELP) $(wildcard tests/unit/*.h) $(DESTKIT_H) $(CORE_LIBOBJ) $(wildcard plugins/*/*.c plugins/*/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(CORE_CFLAGS) -Itests/unit -Iplugins/common -o $@ $< $(UNIT_HELP) $(CORE_LIBOBJ) $(CORE_LIBS) $(shell $(PKG_CONFIG) --libs cmocka)
+	$(CC) $(ALL_CFLAGS) $(CORE_CFLAGS) $(shell $(PKG_CONFIG) --cflags libxml-2.0) -Itests/unit -Iplugins/common -o $@ $< $(UNIT_HELP) $(CORE_LIBOBJ) $(CORE_LIBS) $(shell $(PKG_CONFIG) --libs cmocka libxml-2.0)
 unit: $(UNIT_BIN)
 
 check: all unit

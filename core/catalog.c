@@ -364,7 +364,9 @@ int cat_open(pipeline *p, const cat_entry *e, int *fdp, manifest **mp, char **er
     int fd = -1, rc;
     uint64_t len = 0;
     manifest *m = NULL;
-    rc = dest_fetch(d, name, 0, 0, &fd, &len, err);
+    /* the listing gave the size: a read of that length needs no HEAD, and a
+     * catalogue that is not that long is refused by the reader */
+    rc = dest_fetch(d, name, 0, e->manifest_size, &fd, &len, err);
     if (rc == ARCA_OK && !(m = mf_open(fd, 0, len, where, &rc, err)))
         rc = rc ? rc : ARCA_EINTEGRITY;
     if (rc == ARCA_OK) {

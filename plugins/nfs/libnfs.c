@@ -733,7 +733,7 @@ static int nfsn_list(void *impl, const char *prefix, arca_list_cb cb, void *ud)
     free(path);
     if (stale)
         in->host->log(in->host, ARCA_LOG_WARN, "%u temporaries (%s*) older than a day in '%s': left by interrupted "
-                      "backups; safe to delete while no backup runs", stale, NFS_TMP_PREFIX, in->base);
+                      "backups; `arca cleanup PIPELINE` removes them", stale, NFS_TMP_PREFIX, in->base);
     if (rc == 0 && n) {
         qsort(v, n, sizeof *v, nfsn_entry_cmp);
         for (size_t i = 0; i < n; i++) {
@@ -748,6 +748,46 @@ static int nfsn_list(void *impl, const char *prefix, arca_list_cb cb, void *ud)
     for (size_t i = 0; i < n; i++)
         free(v[i].name);
     free(v);
+    return rc;
+}
+
+/* Temporaries of puts named `prefix`... last written before older_than. */
+static int nfsn_cleanup(void *impl, const char *prefix, int64_t older_than, int dry_run, arca_list_cb cb, void *ud)
+{
+    nfsn_inst *in = impl;
+    struct nfsdirent *de;
+    struct nfsdir *dir = NULL;
+    nfsn_conn *c;
+    char *path, name[256];
+    int rc, nrc;
+    if ((rc = nfsn_acquire(in, &c, 0)))
+        return rc;
+    if (!(path = nfsn_path(in, ""))) {
+        nfsn_release(in, c, 0);
+        return in->host->error(in->host, ARCA_ENOMEM, "out of memory");
+    }
+    if ((nrc = nfs_opendir(c->nfs, path, &dir)) != 0) {
+        rc = nfsn_fail(in, NULL, c, nrc, "cannot list '%s'", in->base);
+        free(path);
+        nfsn_release(in, c, nrc);
+        return rc == ARCA_ENOENT ? ARCA_EFAIL : rc;
+    }
+    while (!rc && (de = nfs_readdir(c->nfs, dir))) {
+        if (!nfsp_temp_owner(de->name, prefix, name, sizeof name) || (int64_t)de->mtime.tv_sec >= older_than)
+            continue;
+        arca_object_stat os = {.name = name, .size = de->size, .mtime_sec = (int64_t)de->mtime.tv_sec};
+        if (cb && cb(ud, &os) < 0) {
+            rc = ARCA_ECANCELED;
+            break;
+        }
+        char *p = dry_run ? NULL : nfsn_join(path, de->name);
+        if (p && (nrc = nfs_unlink(c->nfs, p)) != 0 && nrc != -ENOENT)
+            rc = nfsn_fail(in, NULL, c, nrc, "cannot remove '%s'", p);
+        free(p);
+    }
+    nfs_closedir(c->nfs, dir);
+    nfsn_release(in, c, 0);
+    free(path);
     return rc;
 }
 
@@ -807,6 +847,7 @@ static const arca_destination_ops nfsn_ops = {
     .list = nfsn_list,
     .remove = nfsn_remove,
     .location = nfsn_location,
+    .cleanup = nfsn_cleanup,
 };
 
 const nfs_backend nfsn_backend = {

@@ -387,7 +387,7 @@ static int nfsl_list(void *impl, const char *prefix, arca_list_cb cb, void *ud)
     closedir(d);
     if (stale)
         in->host->log(in->host, ARCA_LOG_WARN, "%u temporaries (%s*) older than a day in '%s': left by interrupted "
-                      "backups; safe to delete while no backup runs", stale, NFS_TMP_PREFIX, in->path);
+                      "backups; `arca cleanup PIPELINE` removes them", stale, NFS_TMP_PREFIX, in->path);
     if (rc == 0 && n) {
         qsort(v, n, sizeof *v, nfsl_entry_cmp);
         for (size_t i = 0; i < n; i++) {
@@ -429,6 +429,37 @@ static int nfsl_location(void *impl, char *buf, size_t cap)
     return 0;
 }
 
+/* Temporaries of puts named `prefix`... that were last written before
+ * older_than: reported under the name their put had, then removed. */
+static int nfsl_cleanup(void *impl, const char *prefix, int64_t older_than, int dry_run, arca_list_cb cb, void *ud)
+{
+    nfsl_inst *in = impl;
+    char name[256];
+    struct dirent *de;
+    DIR *d;
+    int rc = 0, fd;
+    if ((fd = openat(in->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || !(d = fdopendir(fd))) {
+        rc = in->host->error(in->host, ARCA_EFAIL, "cannot list '%s': %s", in->path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return rc;
+    }
+    while (!rc && (de = readdir(d))) {
+        struct stat st;
+        if (!nfsp_temp_owner(de->d_name, prefix, name, sizeof name) ||
+            fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) ||
+            (int64_t)st.st_mtime >= older_than)
+            continue;
+        arca_object_stat os = {.name = name, .size = (uint64_t)st.st_size, .mtime_sec = (int64_t)st.st_mtime};
+        if (cb && cb(ud, &os) < 0)
+            rc = ARCA_ECANCELED;
+        else if (!dry_run && unlinkat(dirfd(d), de->d_name, 0) != 0 && errno != ENOENT)
+            rc = nfsl_fail(in, NULL, errno, "cannot remove", de->d_name);
+    }
+    closedir(d);
+    return rc;
+}
+
 static const arca_destination_ops nfsl_ops = {
     .size = sizeof(arca_destination_ops),
     .put_open = nfsl_put_open,
@@ -441,6 +472,7 @@ static const arca_destination_ops nfsl_ops = {
     .list = nfsl_list,
     .remove = nfsl_remove,
     .location = nfsl_location,
+    .cleanup = nfsl_cleanup,
 };
 
 const nfs_backend nfsl_backend = {

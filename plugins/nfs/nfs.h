@@ -37,8 +37,8 @@ typedef struct nfs_backend {
     /* `where` is the option's value; it stays valid until destroy. */
     int (*create)(const arca_host *h, const char *where, const nfs_settings *s, void **impl);
     void (*destroy)(void *impl);
-    /* Object names are already validated; `location` is filled, remove_many
-     * and cleanup are NULL. Failures of a put or get go on its handle. */
+    /* Object names are already validated; `location` and `cleanup` are
+     * filled, remove_many is NULL. Failures of a put or get go on its handle. */
     const arca_destination_ops *ops;
 } nfs_backend;
 
@@ -59,6 +59,9 @@ extern const nfs_backend nfsn_backend; /* libnfs.c */
 
 /* Writes the temporary name for `name` into `out` (at least 256 bytes). */
 void nfsp_temp_name(const char *name, char *out, size_t cap);
+/* 1 when directory entry `entry` is a temporary of a put whose name starts
+ * with `prefix`; that name goes to `name`. */
+int nfsp_temp_owner(const char *entry, const char *prefix, char *name, size_t cap);
 
 /* Largest single write or read handed to the kernel or the server: big enough
  * to stream, small enough to stay within any NFS server's maximum transfer. */

@@ -47,6 +47,20 @@ static int nfsp_check_name(const arca_host *h, const char *name)
     return rc;
 }
 
+int nfsp_temp_owner(const char *entry, const char *prefix, char *name, size_t cap)
+{
+    size_t tl = sizeof(NFS_TMP_PREFIX) - 1, n = strlen(entry);
+    if (n < tl + 18 || strncmp(entry, NFS_TMP_PREFIX, tl) || entry[n - 17] != '.' ||
+        strspn(entry + n - 16, "0123456789abcdef") != 16)
+        return 0;
+    size_t nl = n - tl - 17;
+    if (nl + 1 > cap)
+        return 0;
+    memcpy(name, entry + tl, nl);
+    name[nl] = 0;
+    return !strncmp(name, prefix ? prefix : "", strlen(prefix ? prefix : ""));
+}
+
 void nfsp_temp_name(const char *name, char *out, size_t cap)
 {
     uint64_t r = 0;
@@ -196,6 +210,12 @@ static int nfsp_location(void *inst, char *buf, size_t cap)
     return in->be->ops->location(in->impl, buf, cap);
 }
 
+static int nfsp_cleanup(void *inst, const char *prefix, int64_t older_than, int dry_run, arca_list_cb cb, void *ud)
+{
+    nfsp_inst *in = inst;
+    return in->be->ops->cleanup(in->impl, prefix ? prefix : "", older_than, dry_run, cb, ud);
+}
+
 static const arca_destination_ops nfsp_destination_ops = {
     .size = sizeof(arca_destination_ops),
     .put_open = nfsp_put_open,
@@ -209,7 +229,7 @@ static const arca_destination_ops nfsp_destination_ops = {
     .remove = nfsp_remove,
     .remove_many = NULL,
     .location = nfsp_location,
-    .cleanup = NULL, /* leftover temporaries: list warns about them for now */
+    .cleanup = nfsp_cleanup,
 };
 
 static const arca_plugin nfsp_plugin = {

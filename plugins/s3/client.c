@@ -15,8 +15,13 @@
 #include "pc_retry.h"
 #include "s3.h"
 
-#define S3_KEEP_MAX ((size_t)64 << 20) /* largest answer kept in memory (listings) */
-#define S3_ERR_KEEP ((size_t)1 << 20)  /* an error body is small; more is noise */
+#define S3_KEEP_MAX ((size_t)16 << 20) /* largest answer kept (a 1000-key listing is ~400 KB) */
+#define S3_ERR_KEEP ((size_t)64 << 10) /* an error body is small: more is not S3 talking */
+/* Every request ends by a deadline: 2 x timeout plus its bytes at this floor
+ * rate, so a server dripping a byte every few seconds cannot hold a request
+ * open forever (the stall check alone, which needs `timeout` seconds of
+ * silence, would not notice). */
+#define S3_FLOOR_RATE (64u << 10)
 
 void s3_response_free(s3_response *rs)
 {
@@ -95,11 +100,13 @@ typedef struct xfer {
     pc_buf body;       /* kept answer */
     int overflow;      /* the answer was larger than we keep (or memory ran out) */
     int sink_failed;
+    int too_big;       /* the answer passed its cap: the transfer was cut */
     int stalled;       /* no byte moved either way for `timeout` seconds */
     uint64_t moved;    /* bytes moved so far, both ways */
     uint64_t last_move_ms;
     char region[64];   /* x-amz-bucket-region */
     char request_id[96];
+    char curl_err[CURL_ERROR_SIZE]; /* curl's own account of a failed transfer */
 } xfer;
 
 static size_t on_read(char *dst, size_t size, size_t nmemb, void *ud)
@@ -114,15 +121,19 @@ static size_t on_read(char *dst, size_t size, size_t nmemb, void *ud)
     return want;
 }
 
-static void keep(xfer *x, const char *p, size_t n, size_t limit)
+/* 0 when the answer grew past `limit`: the transfer is then cut, not read on. */
+static int keep(xfer *x, const char *p, size_t n, size_t limit)
 {
-    if (x->overflow || x->body.len + n > limit) {
-        x->overflow = 1;
-        return;
+    if (x->body.len + n > limit) {
+        x->overflow = x->too_big = 1;
+        return 0;
     }
     pc_buf_add(&x->body, p, n);
-    if (x->body.oom)
+    if (x->body.oom) {
         x->overflow = 1;
+        return 0;
+    }
+    return 1;
 }
 
 static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
@@ -137,8 +148,7 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
             x->sink_failed = 1;
         return took;
     }
-    keep(x, p, n, (status >= 200 && status < 300) ? S3_KEEP_MAX : S3_ERR_KEEP);
-    return n;
+    return keep(x, p, n, (status >= 200 && status < 300) ? S3_KEEP_MAX : S3_ERR_KEEP) ? n : 0;
 }
 
 static void copy_header_value(const char *v, size_t n, char *out, size_t cap)
@@ -157,8 +167,9 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
     xfer *x = ud;
     size_t n = size * nmemb;
     if (n > 5 && !strncmp(p, "HTTP/", 5)) { /* a new answer (after a 100 or a redirect) */
-        x->rs->etag[0] = 0;
-        x->rs->has_length = 0;
+        s3_response *r = x->rs;
+        r->etag[0] = r->sse[0] = r->lock_mode[0] = r->lock_until[0] = r->legal_hold[0] = r->version_id[0] = 0;
+        r->has_length = r->delete_marker = 0;
         return n;
     }
     const char *colon = memchr(p, ':', n);
@@ -176,6 +187,20 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
         copy_header_value(colon + 1, vl, x->region, sizeof x->region);
     } else if (nl == 16 && !strncasecmp(p, "x-amz-request-id", 16)) {
         copy_header_value(colon + 1, vl, x->request_id, sizeof x->request_id);
+    } else if (nl == 28 && !strncasecmp(p, "x-amz-server-side-encryption", 28)) {
+        copy_header_value(colon + 1, vl, x->rs->sse, sizeof x->rs->sse);
+    } else if (nl == 22 && !strncasecmp(p, "x-amz-object-lock-mode", 22)) {
+        copy_header_value(colon + 1, vl, x->rs->lock_mode, sizeof x->rs->lock_mode);
+    } else if (nl == 35 && !strncasecmp(p, "x-amz-object-lock-retain-until-date", 35)) {
+        copy_header_value(colon + 1, vl, x->rs->lock_until, sizeof x->rs->lock_until);
+    } else if (nl == 28 && !strncasecmp(p, "x-amz-object-lock-legal-hold", 28)) {
+        copy_header_value(colon + 1, vl, x->rs->legal_hold, sizeof x->rs->legal_hold);
+    } else if (nl == 16 && !strncasecmp(p, "x-amz-version-id", 16)) {
+        copy_header_value(colon + 1, vl, x->rs->version_id, sizeof x->rs->version_id);
+    } else if (nl == 19 && !strncasecmp(p, "x-amz-delete-marker", 19)) {
+        char tmp[8];
+        copy_header_value(colon + 1, vl, tmp, sizeof tmp);
+        x->rs->delete_marker = !strcasecmp(tmp, "true");
     }
     return n;
 }
@@ -317,6 +342,10 @@ static CURLcode attempt(s3_inst *in, CURL *easy, const s3_request *rq, const cha
     curl_easy_setopt(easy, CURLOPT_USERAGENT, "arca-s3/" "1.0");
     curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT, (long)(cfg->timeout < 30 ? cfg->timeout : 30));
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS,
+                     (long)((2 * (uint64_t)cfg->timeout + (rq->body_len + rq->expect) / S3_FLOOR_RATE) * 1000));
+    x->curl_err[0] = 0;
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, x->curl_err);
     curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, 512L * 1024);
     curl_easy_setopt(easy, CURLOPT_UPLOAD_BUFFERSIZE, 1024L * 1024);
     curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, cfg->verify_tls ? 1L : 0L);
@@ -348,6 +377,7 @@ static CURLcode attempt(s3_inst *in, CURL *easy, const s3_request *rq, const cha
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &x->rs->status);
     /* the handle keeps pointers to these until the next reset */
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, NULL);
 done:
     curl_slist_free_all(h.list);
     if (auth) {
@@ -359,6 +389,147 @@ done:
     free(upath);
     s3_creds_free(&cr);
     return cc;
+}
+
+/* What went wrong below HTTP, in curl's words (its error buffer says more than
+ * curl_easy_strerror: which name a certificate lacks, what the TLS library saw). */
+static void describe_curl(const xfer *x, CURLcode cc, char *out, size_t cap)
+{
+    if (x->curl_err[0])
+        snprintf(out, cap, "%s (%s)", x->curl_err, curl_easy_strerror(cc));
+    else
+        snprintf(out, cap, "%s", curl_easy_strerror(cc));
+}
+
+/* A failure no retry can mend, with a hint that points the right way; NULL
+ * for one worth retrying or without a better word. *rc gets its status. */
+static const char *config_failure(const s3_inst *in, const xfer *x, CURLcode cc, int *rc)
+{
+    const char *e = x->curl_err;
+    int https = !strcmp(in->scheme, "https");
+    *rc = ARCA_ECONFIG;
+    if (cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE) {
+        if (strstr(e, "subject name") || strstr(e, "host name"))
+            return "the server's certificate is not issued for this host name: connect by a name it lists "
+                   "(see the certificate's subject alternative names)";
+        if (cc == CURLE_SSL_CACERT_BADFILE)
+            return "ca_file cannot be read as a PEM list of certificates";
+        if (strstr(e, "expired"))
+            return "the server's certificate has expired";
+        return "the server's certificate is not signed by a CA this machine trusts: set ca_file to the CA that "
+               "signed it (verify_tls = false only for a test server)";
+    }
+    if (https && cc == CURLE_SSL_CONNECT_ERROR &&
+        (strstr(e, "wrong version number") || strstr(e, "packet length too long") || strstr(e, "record layer")))
+        return "the endpoint answered in plain HTTP, not TLS: use http:// for this port, or the server's TLS port";
+    if (!https && (cc == CURLE_UNSUPPORTED_PROTOCOL || cc == CURLE_WEIRD_SERVER_REPLY) &&
+        (strstr(e, "HTTP/0.9") || strstr(e, "Unsupported HTTP") || strstr(e, "nsupported")))
+        return "the endpoint did not answer in HTTP (a TLS port?): use https:// for this port";
+    if (cc == CURLE_UNSUPPORTED_PROTOCOL || cc == CURLE_URL_MALFORMAT)
+        return "check the endpoint's scheme and host";
+    return NULL;
+}
+
+/* The outcome of one attempt. */
+enum { S3_DONE = 0, S3_RETRY = 1 };
+
+/* A transfer that ended below HTTP or was cut: final (S3_DONE with *rc and
+ * err set) unless it is worth another try (S3_RETRY, `last` describes it). */
+static int judge_transport(const s3_inst *in, const s3_request *rq, xfer *x, CURLcode cc, const char *shown, int *rc,
+                           char *last, size_t lastlen, char *err, size_t errlen)
+{
+    long status = x->rs->status;
+    if (cc == CURLE_ABORTED_BY_CALLBACK) {
+        fmt(err, errlen, "%s: cancelled", shown);
+        *rc = ARCA_ECANCELED;
+        return S3_DONE;
+    }
+    if (cc == CURLE_WRITE_ERROR && x->sink_failed) {
+        fmt(err, errlen, "%s: the answer did not match the request (more data than asked for?)", shown);
+        *rc = ARCA_EINTEGRITY;
+        return S3_DONE;
+    }
+    if (cc == CURLE_WRITE_ERROR && x->too_big) {
+        fmt(err, errlen, "%s: HTTP %ld with an answer longer than %zu KiB, cut off (not an S3 server?)", shown,
+            status, (status >= 200 && status < 300 ? S3_KEEP_MAX : S3_ERR_KEEP) >> 10);
+        *rc = ARCA_EFAIL;
+        return S3_DONE;
+    }
+    const char *cfg_hint = config_failure(in, x, cc, rc);
+    char why[CURL_ERROR_SIZE + 128];
+    describe_curl(x, cc, why, sizeof why);
+    if (cfg_hint || !transient_curl(cc)) {
+        fmt(err, errlen, "%s: %s%s%s%s", shown, why, cfg_hint ? " (hint: " : "", cfg_hint ? cfg_hint : "",
+            cfg_hint ? ")" : "");
+        if (!cfg_hint)
+            *rc = cc == CURLE_OUT_OF_MEMORY ? ARCA_ENOMEM : ARCA_EFAIL;
+        return S3_DONE;
+    }
+    if (x->stalled)
+        fmt(last, lastlen, "%s: no progress for %lld s (timeout)", shown, (long long)in->cfg->timeout);
+    else if (cc == CURLE_OPERATION_TIMEDOUT)
+        fmt(last, lastlen, "%s: not answered within its deadline (%lld s for %llu bytes)", shown,
+            (long long)(2 * in->cfg->timeout + (long long)((rq->body_len + rq->expect) / S3_FLOOR_RATE)),
+            (unsigned long long)(rq->body_len + rq->expect));
+    else
+        fmt(last, lastlen, "%s: %s", shown, why);
+    return S3_RETRY;
+}
+
+/* An HTTP answer: success, an answer the caller expects (a 404 it asked to
+ * see), a failure to report, or one worth retrying. */
+static int judge_answer(s3_inst *in, const s3_request *rq, s3_response *rs, xfer *x, const char *shown, int *rc,
+                        char *last, size_t lastlen, char *err, size_t errlen)
+{
+    long status = rs->status;
+    char message[512] = "";
+    /* the answer's S3 error code and message, if it is an <Error> document */
+    if (x->body.len) {
+        s3x_doc *doc = s3x_parse(x->body.p, x->body.len);
+        if (doc && !strcmp(s3x_root_name(doc), "Error")) {
+            s3x_text_buf(doc, NULL, "Code", rs->code, sizeof rs->code);
+            s3x_text_buf(doc, NULL, "Message", message, sizeof message);
+        }
+        s3x_free(doc);
+    }
+    if (status >= 200 && status < 300 && !rs->code[0]) {
+        rs->body_len = x->body.len;
+        rs->body = x->body.p; /* the answer's body now belongs to rs */
+        memset(&x->body, 0, sizeof x->body);
+        *rc = 0;
+        return S3_DONE;
+    }
+    if (status == 404 && rq->missing_ok) {
+        *rc = ARCA_ENOENT;
+        return S3_DONE;
+    }
+    if (!rs->code[0] && !strcmp(rq->method, "HEAD"))
+        snprintf(rs->code, sizeof rs->code, "%s", status == 404 ? "NotFound" : status == 403 ? "Forbidden" : "");
+    const char *hint = s3_hint(status, rs->code);
+    fmt(last, lastlen, "%s: HTTP %ld%s%s%s%s%s%s%s%s%s%s", shown, status, rs->code[0] ? " " : "", rs->code,
+        message[0] ? ": " : "", message, x->region[0] ? " (bucket region: " : "", x->region, x->region[0] ? ")" : "",
+        hint ? " (hint: " : "", hint ? hint : "", hint ? ")" : "");
+    if (x->request_id[0])
+        snprintf(last + strlen(last), lastlen - strlen(last), " [request id %s]", x->request_id);
+    if (s3_classify(0, status, rs->code) == PC_RETRY_FAIL) {
+        fmt(err, errlen, "%s", last);
+        *rc = status == 404 ? ARCA_ENOENT : ARCA_EFAIL;
+        return S3_DONE;
+    }
+    if (!strcmp(rs->code, "ExpiredToken"))
+        s3_creds_invalidate(in);
+    return S3_RETRY;
+}
+
+/* "METHOD URL?query" for messages (never a credential). */
+static char *shown_request(const s3_inst *in, const s3_request *rq, const char *query)
+{
+    char *u = s3_url_of(in, rq->key), *shown;
+    size_t n = (u ? strlen(u) : 0) + strlen(query) + 32;
+    if ((shown = malloc(n)))
+        snprintf(shown, n, "%s %s%s%s", rq->method, u ? u : "?", *query ? "?" : "", query);
+    free(u);
+    return shown;
 }
 
 int s3_do(s3_inst *in, CURL *easy, const s3_request *rq, s3_response *rs, char *err, size_t errlen)
@@ -381,25 +552,16 @@ int s3_do(s3_inst *in, CURL *easy, const s3_request *rq, s3_response *rs, char *
         s3_sha256_hex(rq->body ? rq->body : "", rq->body ? rq->body_len : 0, hash);
         payload_hash = hash;
     }
-    if (!(path = path_of(in, rq->key)) || !(query = s3_canonical_query(rq->query, rq->nquery))) {
+    if (!(path = path_of(in, rq->key)) || !(query = s3_canonical_query(rq->query, rq->nquery)) ||
+        !(shown = shown_request(in, rq, query))) {
         fmt(err, errlen, "out of memory");
         rc = ARCA_ENOMEM;
         goto out;
     }
-    {
-        char *u = s3_url_of(in, rq->key);
-        size_t n = (u ? strlen(u) : 0) + strlen(query) + 32;
-        if ((shown = malloc(n)))
-            snprintf(shown, n, "%s %s%s%s", rq->method, u ? u : "?", *query ? "?" : "", query);
-        free(u);
-    }
-
     pc_retry_start(&budget, cfg->retries, cfg->retry_time);
     for (;;) {
         xfer x = {.in = in, .rq = rq, .rs = rs, .easy = easy};
-        int cred_rc = 0;
-        pc_verdict v;
-        long status;
+        int cred_rc = 0, verdict;
         uint64_t wait;
 
         pc_retry_attempt(&budget);
@@ -413,89 +575,13 @@ int s3_do(s3_inst *in, CURL *easy, const s3_request *rq, s3_response *rs, char *
             pc_buf_free(&x.body);
             goto out;
         }
-        status = rs->status;
         if (cc == CURLE_ABORTED_BY_CALLBACK && x.stalled)
             cc = CURLE_OPERATION_TIMEDOUT; /* transient: retried below */
-        if (cc == CURLE_ABORTED_BY_CALLBACK) {
-            fmt(err, errlen, "%s: cancelled", shown);
-            rc = ARCA_ECANCELED;
-            pc_buf_free(&x.body);
-            goto out;
-        }
-        if (cc == CURLE_WRITE_ERROR && x.sink_failed) {
-            fmt(err, errlen, "%s: the answer did not match the request (more data than asked for?)", shown);
-            rc = ARCA_EINTEGRITY;
-            pc_buf_free(&x.body);
-            goto out;
-        }
-        if (cc != CURLE_OK && !transient_curl(cc)) {
-            fmt(err, errlen, "%s: %s", shown, curl_easy_strerror(cc));
-            rc = cc == CURLE_OUT_OF_MEMORY ? ARCA_ENOMEM
-                 : (cc == CURLE_SSL_CACERT_BADFILE || cc == CURLE_PEER_FAILED_VERIFICATION ||
-                    cc == CURLE_UNSUPPORTED_PROTOCOL || cc == CURLE_URL_MALFORMAT)
-                     ? ARCA_ECONFIG
-                     : ARCA_EFAIL;
-            if (cc == CURLE_PEER_FAILED_VERIFICATION)
-                snprintf(err + strlen(err), errlen - strlen(err),
-                         " (hint: the server's certificate is not trusted: set ca_file to its CA; "
-                         "verify_tls = false only for a test server)");
-            pc_buf_free(&x.body);
-            goto out;
-        }
-        /* the answer's S3 error code, if any */
-        if (x.body.len) {
-            const char *end = x.body.p + x.body.len;
-            const char *ev;
-            size_t en;
-            if (s3_xml_elem(x.body.p, end, "Error", &ev, &en))
-                s3_xml_text(ev, ev + en, "Code", rs->code, sizeof rs->code);
-        }
-        if (cc == CURLE_OK && status >= 200 && status < 300 && !rs->code[0]) {
-            rs->body_len = x.body.len;
-            rs->body = x.body.p; /* the answer's body now belongs to rs */
-            if (x.overflow) {
-                fmt(err, errlen, "%s: the answer is larger than %zu MiB", shown, S3_KEEP_MAX >> 20);
-                rc = ARCA_EFAIL;
-                goto out;
-            }
-            rc = 0;
-            goto out;
-        }
-        if (cc == CURLE_OK && status == 404 && rq->missing_ok) {
-            pc_buf_free(&x.body);
-            rc = ARCA_ENOENT;
-            goto out;
-        }
-
-        /* describe this failure */
-        if (cc != CURLE_OK && x.stalled) {
-            fmt(last, sizeof last, "%s: no progress for %lld s (timeout)", shown, (long long)cfg->timeout);
-        } else if (cc != CURLE_OK) {
-            fmt(last, sizeof last, "%s: %s", shown, curl_easy_strerror(cc));
-        } else {
-            char message[512] = "";
-            const char *hint;
-            if (!rs->code[0] && !strcmp(rq->method, "HEAD"))
-                snprintf(rs->code, sizeof rs->code, "%s",
-                         status == 404 ? "NotFound" : status == 403 ? "Forbidden" : "");
-            if (x.body.p)
-                s3_xml_text(x.body.p, x.body.p + x.body.len, "Message", message, sizeof message);
-            hint = s3_hint(status, rs->code);
-            fmt(last, sizeof last, "%s: HTTP %ld%s%s%s%s%s%s%s%s%s%s", shown, status, rs->code[0] ? " " : "",
-                rs->code, message[0] ? ": " : "", message, x.region[0] ? " (bucket region: " : "", x.region,
-                x.region[0] ? ")" : "", hint ? " (hint: " : "", hint ? hint : "", hint ? ")" : "");
-            if (x.request_id[0])
-                snprintf(last + strlen(last), sizeof last - strlen(last), " [request id %s]", x.request_id);
-        }
-        v = s3_classify(cc != CURLE_OK, status, rs->code);
+        verdict = cc != CURLE_OK ? judge_transport(in, rq, &x, cc, shown, &rc, last, sizeof last, err, errlen)
+                                 : judge_answer(in, rq, rs, &x, shown, &rc, last, sizeof last, err, errlen);
         pc_buf_free(&x.body);
-        if (v == PC_RETRY_FAIL) {
-            fmt(err, errlen, "%s", last);
-            rc = status == 404 ? ARCA_ENOENT : ARCA_EFAIL;
+        if (verdict == S3_DONE)
             goto out;
-        }
-        if (!strcmp(rs->code, "ExpiredToken"))
-            s3_creds_invalidate(in);
         /* retry, if the budget allows */
         if (!pc_retry_next(&budget, &wait)) {
             fmt(err, errlen, "%s (gave up after %u attempt%s in %.1f s)", last, budget.tries,

@@ -1,135 +1,84 @@
-/* s3 plugin: small scanners for what S3 and AWS hand back (S3's XML answers,
- * the shared config/credentials INI files, the instance-metadata JSON), dates,
- * and the part size schedule. No network, no curl: unit tests compile it. */
+/* s3 plugin: what S3 and AWS hand back, read with libraries: S3's XML answers
+ * (libxml2), the shared config/credentials INI files (inih), the
+ * instance-metadata JSON (jansson); dates and the part size schedule. No
+ * network, no curl: unit tests compile it. */
 #include <ctype.h>
+#include <ini.h>
+#include <jansson.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "s3util.h"
 
-/* ---- XML: S3 answers are flat and machine-made; elements are found by name
- * (no namespaces, no attributes we need, no CDATA from S3). ---------------- */
+/* ---- XML: libxml2, with no DTD, no external entities and no network -------- */
 
-const char *s3_xml_elem(const char *p, const char *end, const char *tag, const char **val, size_t *vlen)
+s3x_doc *s3x_parse(const char *body, size_t len)
 {
-    size_t tl = strlen(tag);
-    while (p && p < end) {
-        const char *lt = memchr(p, '<', (size_t)(end - p));
-        if (!lt || (size_t)(end - lt) < tl + 2)
-            return NULL;
-        if (!strncmp(lt + 1, tag, tl)) {
-            const char *after = lt + 1 + tl;
-            if (*after == '/' && after + 1 < end && after[1] == '>') { /* <tag/> */
-                *val = after;
-                *vlen = 0;
-                return after + 2;
-            }
-            if (*after == '>' || *after == ' ' || *after == '\t' || *after == '\n' || *after == '\r') {
-                const char *gt = memchr(after, '>', (size_t)(end - after));
-                if (!gt)
-                    return NULL;
-                if (gt[-1] == '/') { /* <tag attr="..."/> */
-                    *val = gt;
-                    *vlen = 0;
-                    return gt + 1;
-                }
-                /* the matching close tag: S3 never nests an element in one of its own name */
-                const char *q = gt + 1;
-                while (q < end) {
-                    const char *c = memchr(q, '<', (size_t)(end - q));
-                    if (!c || (size_t)(end - c) < tl + 3)
-                        return NULL;
-                    if (c[1] == '/' && !strncmp(c + 2, tag, tl) && c[2 + tl] == '>') {
-                        *val = gt + 1;
-                        *vlen = (size_t)(c - (gt + 1));
-                        return c + 3 + tl;
-                    }
-                    q = c + 1;
-                }
-                return NULL;
-            }
-        }
-        p = lt + 1;
-    }
+    if (!body || !len || len > (64u << 20))
+        return NULL;
+    /* a truncated or otherwise malformed answer is no answer: the caller says so */
+    return xmlReadMemory(body, (int)len, "s3-answer.xml", NULL,
+                         XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOCDATA);
+}
+
+void s3x_free(s3x_doc *doc)
+{
+    if (doc)
+        xmlFreeDoc(doc);
+}
+
+const char *s3x_root_name(s3x_doc *doc)
+{
+    xmlNodePtr r = doc ? xmlDocGetRootElement(doc) : NULL;
+    return r ? (const char *)r->name : "";
+}
+
+/* S3 answers carry a default namespace (and RGW/moto may or may not): elements
+ * are matched by local name. */
+static int named(xmlNodePtr n, const char *name)
+{
+    return n->type == XML_ELEMENT_NODE && !strcmp((const char *)n->name, name);
+}
+
+s3x_node *s3x_child(s3x_doc *doc, s3x_node *parent, const char *name)
+{
+    xmlNodePtr p = parent ? parent : (doc ? xmlDocGetRootElement(doc) : NULL);
+    for (xmlNodePtr c = p ? p->children : NULL; c; c = c->next)
+        if (named(c, name))
+            return c;
     return NULL;
 }
 
-char *s3_xml_decode(const char *p, size_t n)
+s3x_node *s3x_next(s3x_node *node)
 {
-    char *out = malloc(n + 1), *o = out;
-    const char *end = p + n;
-    if (!out)
-        return NULL;
-    while (p < end) {
-        if (*p != '&') {
-            *o++ = *p++;
-            continue;
-        }
-        const char *semi = memchr(p, ';', (size_t)(end - p));
-        size_t el = semi ? (size_t)(semi - p) + 1 : 0;
-        if (el == 5 && !strncmp(p, "&amp;", 5))
-            *o++ = '&';
-        else if (el == 4 && !strncmp(p, "&lt;", 4))
-            *o++ = '<';
-        else if (el == 4 && !strncmp(p, "&gt;", 4))
-            *o++ = '>';
-        else if (el == 6 && !strncmp(p, "&quot;", 6))
-            *o++ = '"';
-        else if (el == 6 && !strncmp(p, "&apos;", 6))
-            *o++ = '\'';
-        else if (el > 3 && p[1] == '#') {
-            unsigned long cp = (p[2] == 'x' || p[2] == 'X') ? strtoul(p + 3, NULL, 16) : strtoul(p + 2, NULL, 10);
-            /* UTF-8 encode; a reference never makes the text longer than itself */
-            if (cp < 0x80) {
-                *o++ = (char)cp;
-            } else if (cp < 0x800) {
-                *o++ = (char)(0xC0 | (cp >> 6));
-                *o++ = (char)(0x80 | (cp & 0x3F));
-            } else if (cp < 0x10000) {
-                *o++ = (char)(0xE0 | (cp >> 12));
-                *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
-                *o++ = (char)(0x80 | (cp & 0x3F));
-            } else {
-                *o++ = (char)(0xF0 | (cp >> 18));
-                *o++ = (char)(0x80 | ((cp >> 12) & 0x3F));
-                *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
-                *o++ = (char)(0x80 | (cp & 0x3F));
-            }
-        } else {
-            *o++ = *p++;
-            continue;
-        }
-        p += el;
-    }
-    *o = 0;
-    return out;
+    for (xmlNodePtr c = node ? node->next : NULL; c; c = c->next)
+        if (named(c, (const char *)node->name))
+            return c;
+    return NULL;
 }
 
-int s3_xml_text(const char *p, const char *end, const char *tag, char *out, size_t cap)
+char *s3x_text(s3x_doc *doc, s3x_node *parent, const char *name)
 {
-    const char *v;
-    size_t n;
-    char *d;
-    if (cap)
-        out[0] = 0;
-    if (!s3_xml_elem(p, end, tag, &v, &n))
+    xmlNodePtr c = s3x_child(doc, parent, name);
+    if (!c)
+        return NULL;
+    xmlChar *t = xmlNodeGetContent(c);
+    char *r = strdup(t ? (const char *)t : "");
+    xmlFree(t);
+    return r;
+}
+
+int s3x_text_buf(s3x_doc *doc, s3x_node *parent, const char *name, char *out, size_t cap)
+{
+    char *t = s3x_text(doc, parent, name);
+    if (!t)
         return 0;
-    if (!(d = s3_xml_decode(v, n)))
-        return 0;
-    if (cap)
-        snprintf(out, cap, "%s", d);
-    free(d);
+    snprintf(out, cap, "%s", t);
+    free(t);
     return 1;
-}
-
-char *s3_xml_text_dup(const char *p, const char *end, const char *tag)
-{
-    const char *v;
-    size_t n;
-    if (!s3_xml_elem(p, end, tag, &v, &n))
-        return NULL;
-    return s3_xml_decode(v, n);
 }
 
 char *s3_xml_escape(const char *s)
@@ -207,102 +156,54 @@ void s3_format_iso8601(time_t t, char out[21])
 
 /* ---- AWS shared files: [section] then key = value lines; '#' or ';' comments ---- */
 
-static const char *trim_span(const char *b, const char *e, const char **te)
+/* ---- the AWS shared config/credentials files: inih ------------------------------ */
+
+typedef struct ini_want {
+    const char *section, *key;
+    char *out;
+    size_t cap;
+    int found;
+} ini_want;
+
+/* Section names compare without surrounding blanks, as the AWS CLI reads them. */
+static int same_section(const char *a, const char *b)
 {
-    while (b < e && isspace((unsigned char)*b))
-        b++;
-    while (e > b && isspace((unsigned char)e[-1]))
-        e--;
-    *te = e;
-    return b;
+    while (*a == ' ' || *a == '\t')
+        a++;
+    size_t n = strlen(a);
+    while (n && (a[n - 1] == ' ' || a[n - 1] == '\t'))
+        n--;
+    return strlen(b) == n && !strncmp(a, b, n);
+}
+
+static int ini_take(void *ud, const char *section, const char *name, const char *value)
+{
+    ini_want *w = ud;
+    if (same_section(section, w->section) && !strcmp(name, w->key)) {
+        snprintf(w->out, w->cap, "%s", value ? value : "");
+        w->found = 1; /* the last one wins, as in the AWS CLI */
+    }
+    return 1;
 }
 
 int s3_ini_get(const char *text, const char *section, const char *key, char *out, size_t cap)
 {
-    int in = 0;
-    const char *p = text;
-    if (cap)
-        out[0] = 0;
-    while (p && *p) {
-        const char *nl = strchr(p, '\n'), *le = nl ? nl : p + strlen(p), *e;
-        const char *b = trim_span(p, le, &e);
-        p = nl ? nl + 1 : NULL;
-        if (b == e || *b == '#' || *b == ';')
-            continue;
-        if (*b == '[') {
-            const char *se;
-            if (e[-1] != ']') {
-                in = 0;
-                continue;
-            }
-            const char *sb = trim_span(b + 1, e - 1, &se);
-            in = (size_t)(se - sb) == strlen(section) && !strncmp(sb, section, (size_t)(se - sb));
-            continue;
-        }
-        if (!in)
-            continue;
-        const char *eq = memchr(b, '=', (size_t)(e - b)), *ke, *ve;
-        if (!eq)
-            continue;
-        const char *kb = trim_span(b, eq, &ke), *vb = trim_span(eq + 1, e, &ve);
-        if ((size_t)(ke - kb) == strlen(key) && !strncmp(kb, key, (size_t)(ke - kb))) {
-            if (cap)
-                snprintf(out, cap, "%.*s", (int)(ve - vb), vb);
-            return 1;
-        }
-    }
-    return 0;
+    ini_want w = {section, key, out, cap, 0};
+    ini_parse_string(text, ini_take, &w);
+    return w.found;
 }
 
-/* ---- flat JSON (instance metadata): "key" : "value" --------------------------- */
+/* ---- instance metadata JSON: jansson ----------------------------------------------- */
 
 int s3_json_str(const char *json, const char *key, char *out, size_t cap)
 {
-    size_t kl = strlen(key);
-    const char *p = json;
-    if (cap)
-        out[0] = 0;
-    while ((p = strchr(p, '"'))) {
-        if (!strncmp(p + 1, key, kl) && p[1 + kl] == '"') {
-            const char *q = p + 2 + kl;
-            while (isspace((unsigned char)*q))
-                q++;
-            if (*q != ':') {
-                p++;
-                continue;
-            }
-            q++;
-            while (isspace((unsigned char)*q))
-                q++;
-            if (*q != '"')
-                return 0;
-            q++;
-            size_t o = 0;
-            for (; *q && *q != '"'; q++) {
-                char c = *q;
-                if (c == '\\' && q[1]) {
-                    q++;
-                    c = *q == 'n' ? '\n' : *q == 't' ? '\t' : *q == 'r' ? '\r' : *q;
-                }
-                if (o + 1 < cap)
-                    out[o++] = c;
-            }
-            if (cap)
-                out[o] = 0;
-            return *q == '"';
-        }
-        /* skip this string entirely */
-        for (p++; *p && *p != '"'; p++)
-            if (*p == '\\' && p[1])
-                p++;
-        if (!*p)
-            return 0;
-        p++;
-    }
-    return 0;
+    json_t *root = json_loads(json, JSON_REJECT_DUPLICATES, NULL);
+    const char *v = json_string_value(json_object_get(root, key));
+    if (v)
+        snprintf(out, cap, "%s", v);
+    json_decref(root);
+    return v != NULL;
 }
-
-/* ---- part sizes ------------------------------------------------------------------ */
 
 uint64_t s3_part_size_for(uint64_t base, uint32_t n)
 {

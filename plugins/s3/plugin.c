@@ -2,6 +2,9 @@
  * addressing style, region, settings checked once), and the destination ops
  * table; the work is in write.c, read.c and catalog.c. */
 #include <ctype.h>
+#include <errno.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,15 +149,9 @@ static int parse_retain(const arca_host *h, s3_inst *in, const char *v)
     return in->retain_until ? 0 : h->error(h, ARCA_ENOMEM, "out of memory");
 }
 
-static int s3_create(const arca_host *host, const void *config, void **out)
+/* Settings that contradict each other or cannot be right, before anything is made. */
+static int check_settings(const arca_host *host, const s3_config *cfg)
 {
-    const s3_config *cfg = config;
-    s3_inst *in;
-    char *scheme = NULL, *hostport = NULL, err[512];
-    const char *env;
-    int rc, virtual_host;
-
-    *out = NULL;
     if (!cfg->bucket || !*cfg->bucket || strpbrk(cfg->bucket, "/ \t?#") || strlen(cfg->bucket) > 255)
         return host->error(host, ARCA_ECONFIG, "bucket '%s' is not a bucket name", cfg->bucket ? cfg->bucket : "");
     if (cfg->prefix && cfg->prefix[0] == '/')
@@ -170,11 +167,146 @@ static int s3_create(const arca_host *host, const void *config, void **out)
         return host->error(host, ARCA_ECONFIG, "sse_kms_key_id is set but sse is not aws:kms");
     if (cfg->object_lock_mode == S3_LOCK_NONE && cfg->object_lock_retain_until && *cfg->object_lock_retain_until)
         return host->error(host, ARCA_ECONFIG, "object_lock_retain_until is set but object_lock_mode is none");
-    if (cfg->part_size < S3_MIN_PART || cfg->part_size > S3_MAX_PART)
-        return host->error(host, ARCA_ECONFIG, "part_size must be between 5M and 5G");
     if (!cfg->verify_tls)
         host->log(host, ARCA_LOG_WARN, "verify_tls = false: the endpoint's certificate is not checked");
+    return 0;
+}
 
+/* ca_file must be a readable PEM list of at least one certificate: a wrong file
+ * is a setup error now, not a TLS failure at the first request. */
+static int check_ca_file(const arca_host *host, const char *path)
+{
+    if (!path || !*path)
+        return 0;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return host->error(host, ARCA_ECONFIG, "ca_file '%s' cannot be read: %s", path, strerror(errno));
+    int n = 0;
+    X509 *x;
+    while ((x = PEM_read_X509(f, NULL, NULL, NULL))) {
+        X509_free(x);
+        n++;
+    }
+    ERR_clear_error();
+    fclose(f);
+    if (!n)
+        return host->error(host, ARCA_ECONFIG, "ca_file '%s' holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                           path);
+    return 0;
+}
+
+/* profile and region: option, environment, the profile's config, us-east-1. */
+static int resolve_region(s3_inst *in)
+{
+    const s3_config *cfg = in->cfg;
+    const char *env = getenv("AWS_PROFILE");
+    in->profile = strdup(cfg->profile && *cfg->profile ? cfg->profile : env && *env ? env : "default");
+    in->prefix = strdup(cfg->prefix ? cfg->prefix : "");
+    if (cfg->region && *cfg->region)
+        in->region = strdup(cfg->region);
+    else if ((env = getenv("AWS_REGION")) && *env)
+        in->region = strdup(env);
+    else if ((env = getenv("AWS_DEFAULT_REGION")) && *env)
+        in->region = strdup(env);
+    else if (in->profile && !(in->region = s3_profile_region(in->profile)))
+        in->region = strdup("us-east-1");
+    if (!in->profile || !in->prefix || !in->region)
+        return in->host->error(in->host, ARCA_ENOMEM, "out of memory");
+    for (const char *p = in->region; *p; p++)
+        if (!(isalnum((unsigned char)*p) || *p == '-' || *p == '_'))
+            return in->host->error(in->host, ARCA_ECONFIG, "region '%s' is not a region name such as eu-west-1",
+                                   in->region);
+    return 0;
+}
+
+/* Virtual-hosted (bucket.host) or path-style (host/bucket) addressing. */
+static int wants_virtual_host(const arca_host *host, const s3_config *cfg, const char *scheme, const char *hostport)
+{
+    char hostonly[512];
+    snprintf(hostonly, sizeof hostonly, "%s", hostport);
+    char *colon = hostonly[0] == '[' ? NULL : strrchr(hostonly, ':');
+    if (colon)
+        *colon = 0;
+    size_t hl = strlen(hostonly);
+    int aws = hl > 14 && !strcasecmp(hostonly + hl - 14, ".amazonaws.com");
+    int virtual_host = cfg->path_style == S3_PATH_OFF ||
+                       (cfg->path_style == S3_PATH_AUTO && aws && lower_dns_name(cfg->bucket));
+    if (virtual_host && cfg->path_style == S3_PATH_OFF && strchr(cfg->bucket, '.') && !strcmp(scheme, "https"))
+        host->log(host, ARCA_LOG_WARN, "bucket '%s' has dots: its virtual-hosted name will not match a "
+                                       "wildcard certificate; consider path_style = true", cfg->bucket);
+    return virtual_host;
+}
+
+/* scheme, endpoint (for messages and location), authority and base path. */
+static int resolve_endpoint(s3_inst *in)
+{
+    const s3_config *cfg = in->cfg;
+    char *scheme = NULL, *hostport = NULL;
+    int rc;
+    if (cfg->endpoint && *cfg->endpoint) {
+        if ((rc = parse_endpoint(in->host, cfg->endpoint, &scheme, &hostport))) {
+            free(scheme);
+            free(hostport);
+            return rc;
+        }
+    } else {
+        scheme = strdup("https");
+        size_t n = strlen(in->region) + 32;
+        if ((hostport = malloc(n)))
+            snprintf(hostport, n, "s3.%s.amazonaws.com", in->region);
+    }
+    if (!scheme || !hostport) {
+        free(scheme);
+        free(hostport);
+        return in->host->error(in->host, ARCA_ENOMEM, "out of memory");
+    }
+    in->scheme = scheme;
+    size_t n = strlen(scheme) + strlen(hostport) + 4;
+    if ((in->endpoint = malloc(n))) {
+        snprintf(in->endpoint, n, "%s://%s", scheme, hostport);
+        for (char *c = in->endpoint; *c; c++)
+            *c = (char)tolower((unsigned char)*c);
+    }
+    if (wants_virtual_host(in->host, cfg, scheme, hostport)) {
+        n = strlen(cfg->bucket) + strlen(hostport) + 2;
+        if ((in->authority = malloc(n)))
+            snprintf(in->authority, n, "%s.%s", cfg->bucket, hostport);
+        in->base_path = strdup("");
+        free(hostport);
+    } else {
+        in->authority = hostport;
+        n = strlen(cfg->bucket) + 2;
+        if ((in->base_path = malloc(n)))
+            snprintf(in->base_path, n, "/%s", cfg->bucket);
+    }
+    if (!in->authority || !in->base_path || !in->endpoint)
+        return in->host->error(in->host, ARCA_ENOMEM, "out of memory");
+    return 0;
+}
+
+/* One curl share per instance: DNS answers and TLS sessions reused by every handle. */
+static int init_share(s3_inst *in)
+{
+    if (!(in->share = curl_share_init()))
+        return in->host->error(in->host, ARCA_ENOMEM, "out of memory");
+    curl_share_setopt(in->share, CURLSHOPT_LOCKFUNC, share_lock);
+    curl_share_setopt(in->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+    curl_share_setopt(in->share, CURLSHOPT_USERDATA, in);
+    curl_share_setopt(in->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_share_setopt(in->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    return 0;
+}
+
+static int s3_create(const arca_host *host, const void *config, void **out)
+{
+    const s3_config *cfg = config;
+    s3_inst *in;
+    char err[512];
+    int rc;
+
+    *out = NULL;
+    if ((rc = check_settings(host, cfg)) || (rc = check_ca_file(host, cfg->ca_file)))
+        return rc;
     if (!(in = calloc(1, sizeof *in)))
         return host->error(host, ARCA_ENOMEM, "out of memory");
     in->host = host;
@@ -196,110 +328,12 @@ static int s3_create(const arca_host *host, const void *config, void **out)
         return host->error(host, ARCA_EFAIL, "cannot initialise libcurl");
     }
     in->curl_ready = 1;
-
-    env = getenv("AWS_PROFILE");
-    in->profile = strdup(cfg->profile && *cfg->profile ? cfg->profile : env && *env ? env : "default");
-    in->prefix = strdup(cfg->prefix ? cfg->prefix : "");
-    if (cfg->region && *cfg->region)
-        in->region = strdup(cfg->region);
-    else if ((env = getenv("AWS_REGION")) && *env)
-        in->region = strdup(env);
-    else if ((env = getenv("AWS_DEFAULT_REGION")) && *env)
-        in->region = strdup(env);
-    else if (in->profile && !(in->region = s3_profile_region(in->profile)))
-        in->region = strdup("us-east-1");
-    if (!in->profile || !in->prefix || !in->region) {
-        s3_destroy(in);
-        return host->error(host, ARCA_ENOMEM, "out of memory");
-    }
-    for (const char *p = in->region; *p; p++)
-        if (!(isalnum((unsigned char)*p) || *p == '-' || *p == '_')) {
-            rc = host->error(host, ARCA_ECONFIG, "region '%s' is not a region name such as eu-west-1", in->region);
-            s3_destroy(in);
-            return rc;
-        }
-
-    if (cfg->endpoint && *cfg->endpoint) {
-        if ((rc = parse_endpoint(host, cfg->endpoint, &scheme, &hostport))) {
-            free(scheme);
-            free(hostport);
-            s3_destroy(in);
-            return rc;
-        }
-    } else {
-        scheme = strdup("https");
-        size_t n = strlen(in->region) + 32;
-        if ((hostport = malloc(n)))
-            snprintf(hostport, n, "s3.%s.amazonaws.com", in->region);
-    }
-    if (!scheme || !hostport) {
-        free(scheme);
-        free(hostport);
-        s3_destroy(in);
-        return host->error(host, ARCA_ENOMEM, "out of memory");
-    }
-    {
-        /* the host without its port, for the amazonaws.com test */
-        char hostonly[512];
-        snprintf(hostonly, sizeof hostonly, "%s", hostport);
-        char *colon = hostonly[0] == '[' ? NULL : strrchr(hostonly, ':');
-        if (colon)
-            *colon = 0;
-        size_t hl = strlen(hostonly);
-        int aws = hl > 14 && !strcasecmp(hostonly + hl - 14, ".amazonaws.com");
-        virtual_host = cfg->path_style == S3_PATH_OFF ||
-                       (cfg->path_style == S3_PATH_AUTO && aws && lower_dns_name(cfg->bucket));
-        if (virtual_host && cfg->path_style == S3_PATH_OFF && strchr(cfg->bucket, '.') && !strcmp(scheme, "https"))
-            host->log(host, ARCA_LOG_WARN, "bucket '%s' has dots: its virtual-hosted name will not match a "
-                                           "wildcard certificate; consider path_style = true", cfg->bucket);
-    }
-    in->scheme = scheme;
-    {
-        size_t n = strlen(scheme) + strlen(hostport) + 4;
-        if ((in->endpoint = malloc(n))) {
-            snprintf(in->endpoint, n, "%s://%s", scheme, hostport);
-            for (char *c = in->endpoint; *c; c++)
-                *c = (char)tolower((unsigned char)*c);
-        }
-    }
-    if (virtual_host) {
-        size_t n = strlen(cfg->bucket) + strlen(hostport) + 2;
-        if ((in->authority = malloc(n)))
-            snprintf(in->authority, n, "%s.%s", cfg->bucket, hostport);
-        in->base_path = strdup("");
-        free(hostport);
-    } else {
-        in->authority = hostport;
-        size_t n = strlen(cfg->bucket) + 2;
-        if ((in->base_path = malloc(n)))
-            snprintf(in->base_path, n, "/%s", cfg->bucket);
-    }
-    if (!in->authority || !in->base_path || !in->endpoint) {
-        s3_destroy(in);
-        return host->error(host, ARCA_ENOMEM, "out of memory");
-    }
-    if (cfg->object_lock_mode != S3_LOCK_NONE && (rc = parse_retain(host, in, cfg->object_lock_retain_until))) {
+    if ((rc = resolve_region(in)) || (rc = resolve_endpoint(in)) ||
+        (cfg->object_lock_mode != S3_LOCK_NONE && (rc = parse_retain(host, in, cfg->object_lock_retain_until))) ||
+        (rc = init_share(in))) {
         s3_destroy(in);
         return rc;
     }
-    if (cfg->ca_file && *cfg->ca_file) {
-        FILE *f = fopen(cfg->ca_file, "r");
-        if (!f) {
-            rc = host->error(host, ARCA_ECONFIG, "ca_file '%s' cannot be read", cfg->ca_file);
-            s3_destroy(in);
-            return rc;
-        }
-        fclose(f);
-    }
-    if (!(in->share = curl_share_init())) {
-        s3_destroy(in);
-        return host->error(host, ARCA_ENOMEM, "out of memory");
-    }
-    curl_share_setopt(in->share, CURLSHOPT_LOCKFUNC, share_lock);
-    curl_share_setopt(in->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
-    curl_share_setopt(in->share, CURLSHOPT_USERDATA, in);
-    curl_share_setopt(in->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-    curl_share_setopt(in->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
     *out = in;
     return 0;
 }
@@ -353,7 +387,7 @@ static const arca_destination_ops s3_destination_ops = {
     .remove = s3_remove,
     .remove_many = s3_remove_many,
     .location = s3_location,
-    .cleanup = NULL, /* unfinished multipart uploads: not yet */
+    .cleanup = s3_cleanup,
 };
 
 static const arca_plugin s3_plugin = {

@@ -61,7 +61,7 @@ static void sink_reset(void *ud)
 
 static int fetch_range(s3_get *g, CURL *easy, s3_slot *slot, uint64_t off, char *err, size_t errlen)
 {
-    char range[64];
+    char range[64], etag[160];
     s3_kv hd[2];
     size_t nh = 0;
     s3_response rs;
@@ -70,13 +70,20 @@ static int fetch_range(s3_get *g, CURL *easy, s3_slot *slot, uint64_t off, char 
 
     snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)off,
              (unsigned long long)(off + slot->want - 1));
-    hd[nh++] = (s3_kv){"if-match", g->etag};
+    pthread_mutex_lock(&g->mu);
+    snprintf(etag, sizeof etag, "%s", g->etag);
+    pthread_mutex_unlock(&g->mu);
+    hd[nh++] = (s3_kv){"if-match", etag};
     hd[nh++] = (s3_kv){"range", range};
-    s3_request rq = {.method = "GET", .key = g->key, .headers = hd, .nheaders = g->etag[0] ? 2 : 1,
-                     .sink = sink_range, .reset = sink_reset, .ud = &sk};
-    if (!g->etag[0])
+    s3_request rq = {.method = "GET", .key = g->key, .headers = hd, .nheaders = etag[0] ? 2 : 1,
+                     .sink = sink_range, .reset = sink_reset, .ud = &sk, .expect = slot->want};
+    if (!etag[0])
         hd[0] = hd[1];
     rc = s3_do(g->in, easy, &rq, &rs, err, errlen);
+    if (rc && rs.status == 416) {
+        snprintf(err, errlen, "GET %s (%s): the object is shorter than that range", g->key, range);
+        rc = ARCA_EINTEGRITY;
+    }
     if (!rc && rs.status != 206 && !(rs.status == 200 && off == 0 && slot->want == g->end && g->start == 0)) {
         snprintf(err, errlen, "GET %s (%s): HTTP %ld instead of 206: the server ignored the range", g->key, range,
                  rs.status);
@@ -90,6 +97,17 @@ static int fetch_range(s3_get *g, CURL *easy, s3_slot *slot, uint64_t off, char 
     if (rc && !strcmp(rs.code, "PreconditionFailed")) {
         snprintf(err, errlen, "'%s' was replaced while it was being read (its ETag changed)", g->key);
         rc = ARCA_EINTEGRITY;
+    }
+    if (!rc && rs.etag[0]) {
+        /* without a HEAD the first range tells the ETag; every other range must agree */
+        pthread_mutex_lock(&g->mu);
+        if (!g->etag[0])
+            snprintf(g->etag, sizeof g->etag, "%s", rs.etag);
+        else if (strcmp(g->etag, rs.etag)) {
+            snprintf(err, errlen, "'%s' was replaced while it was being read (its ETag changed)", g->key);
+            rc = ARCA_EINTEGRITY;
+        }
+        pthread_mutex_unlock(&g->mu);
     }
     s3_response_free(&rs);
     return rc;
@@ -189,7 +207,11 @@ int s3_get_open(void *inst, const char *name, uint64_t offset, uint64_t length, 
         get_free(g);
         return h->error(h, ARCA_ENOMEM, "out of memory");
     }
-    rc = s3_head(in, g->key, &size, g->etag, sizeof g->etag, err, sizeof err);
+    /* a range of known length needs no HEAD (the catalogue's list already gave
+     * the size); a whole object does */
+    rc = length ? 0 : s3_head(in, g->key, &size, g->etag, sizeof g->etag, err, sizeof err);
+    if (length)
+        size = offset + length;
     if (rc == ARCA_ENOENT) {
         char *url = s3_url_of(in, g->key);
         rc = h->error(h, ARCA_ENOENT, "'%s' does not exist (%s)", name, url ? url : g->key);

@@ -112,6 +112,7 @@ typedef struct s3_request {
     void *ud;
     int cleanup;       /* abort/delete on a failure path: ignore host->cancelled */
     int missing_ok;    /* a 404 is an answer (ARCA_ENOENT), not an error to report */
+    uint64_t expect;   /* bytes the answer should carry (a range), for the request's deadline */
 } s3_request;
 
 typedef struct s3_response {
@@ -122,6 +123,13 @@ typedef struct s3_response {
     char *body; /* malloc'd, NUL-terminated; NULL when streamed or empty */
     size_t body_len;
     char code[96]; /* S3 error Code, "" if none */
+    /* what the server says it did with an object (PUT, HEAD, DELETE answers) */
+    char sse[32];          /* x-amz-server-side-encryption */
+    char lock_mode[32];    /* x-amz-object-lock-mode */
+    char lock_until[40];   /* x-amz-object-lock-retain-until-date */
+    char legal_hold[8];    /* x-amz-object-lock-legal-hold: ON/OFF */
+    char version_id[160];  /* x-amz-version-id */
+    int delete_marker;     /* x-amz-delete-marker: true */
 } s3_response;
 
 void s3_response_free(s3_response *rs);
@@ -171,5 +179,9 @@ int s3_location(void *inst, char *buf, size_t cap);
 /* HEAD: size and ETag, ARCA_ENOENT if missing (no error reported then). */
 int s3_head(s3_inst *in, const char *key, uint64_t *size, char *etag, size_t etaglen, char *err,
             size_t errlen);
+/* HEAD with the whole answer (encryption, lock, version) in *rs (caller frees). */
+int s3_head_full(s3_inst *in, const char *key, s3_response *rs, char *err, size_t errlen);
+/* Leftovers of interrupted puts: multipart uploads under prefix started before older_than. */
+int s3_cleanup(void *inst, const char *prefix, int64_t older_than, int dry_run, arca_list_cb cb, void *ud);
 
 #endif

@@ -1,7 +1,7 @@
 /* s3 plugin: pure helpers with no network and no curl, so that unit tests can
- * compile them directly: SigV4 (sigv4.c, OpenSSL only), scanning of S3's XML,
- * the AWS INI files and IMDS JSON, dates, part sizing (parse.c), and what S3
- * error codes mean for retries and hints (codes.c). */
+ * compile them directly: SigV4 (sigv4.c, OpenSSL only), S3's XML (libxml2), the
+ * AWS INI files (inih) and IMDS JSON (jansson), dates, part sizing (parse.c),
+ * and what S3 error codes mean for retries and hints (codes.c). */
 #ifndef ARCA_S3UTIL_H
 #define ARCA_S3UTIL_H
 
@@ -65,16 +65,24 @@ void s3_amz_date(time_t t, char out[17]);
 
 /* ---- parse.c ---------------------------------------------------------------- */
 
-/* The first <tag>...</tag> (or <tag/>) in [p, end): *val and *vlen get the raw
- * inner text. Returns the position after the element, NULL if absent. */
-const char *s3_xml_elem(const char *p, const char *end, const char *tag, const char **val, size_t *vlen);
-/* The entity-decoded text of the first <tag> in [p, end) into out (truncated
- * to cap-1). 1 if found, 0 if not. */
-int s3_xml_text(const char *p, const char *end, const char *tag, char *out, size_t cap);
-/* The same, malloc'd; NULL if absent or on OOM. */
-char *s3_xml_text_dup(const char *p, const char *end, const char *tag);
-/* Decodes XML entities of [p, p+n) into a malloc'd string. */
-char *s3_xml_decode(const char *p, size_t n);
+/* S3's XML answers, through libxml2 (no DTD, no external entities, no network). */
+typedef struct _xmlDoc s3x_doc;
+typedef struct _xmlNode s3x_node;
+/* The whole answer as a document; NULL when it is not one complete,
+ * well-formed XML document (cut short, garbage, empty, over 64 MiB). */
+s3x_doc *s3x_parse(const char *body, size_t len);
+void s3x_free(s3x_doc *doc);
+/* The root element's name ("" without one): "Error", "ListBucketResult", ... */
+const char *s3x_root_name(s3x_doc *doc);
+/* The first child element `name` of `parent` (NULL: of the root), matched by
+ * local name whatever its namespace; NULL if none. */
+s3x_node *s3x_child(s3x_doc *doc, s3x_node *parent, const char *name);
+/* The next sibling element with the same name as `node`. */
+s3x_node *s3x_next(s3x_node *node);
+/* The text of child `name` of `parent` (entities decoded), malloc'd; NULL if absent. */
+char *s3x_text(s3x_doc *doc, s3x_node *parent, const char *name);
+/* The same into out (truncated to cap-1). 1 if found, 0 if not. */
+int s3x_text_buf(s3x_doc *doc, s3x_node *parent, const char *name, char *out, size_t cap);
 /* s with & < > " ' escaped, malloc'd. */
 char *s3_xml_escape(const char *s);
 
@@ -84,10 +92,10 @@ int64_t s3_parse_iso8601(const char *s);
 /* t as 2030-01-01T00:00:00Z. */
 void s3_format_iso8601(time_t t, char out[21]);
 
-/* AWS shared config/credentials files: the value of key in [section] (exact
- * section text between the brackets, surrounding spaces ignored). 1 if found. */
+/* AWS shared config/credentials files (inih): the value of key in [section]
+ * (the section text between the brackets). 1 if found. */
 int s3_ini_get(const char *text, const char *section, const char *key, char *out, size_t cap);
-/* A flat JSON object: the string value of "key" into out. 1 if found. */
+/* A JSON object (jansson): the string value of "key" into out. 1 if found. */
 int s3_json_str(const char *json, const char *key, char *out, size_t cap);
 
 #define S3_MAX_PARTS 10000u

@@ -191,7 +191,9 @@ static int start_multipart(s3_put *p)
     int rc = s3_do(in, NULL, &rq, &rs, err, sizeof err);
 
     if (!rc) {
-        p->upload_id = rs.body ? s3_xml_text_dup(rs.body, rs.body + rs.body_len, "UploadId") : NULL;
+        s3x_doc *doc = s3x_parse(rs.body, rs.body_len);
+        p->upload_id = doc ? s3x_text(doc, NULL, "UploadId") : NULL;
+        s3x_free(doc);
         if (!p->upload_id || !*p->upload_id) {
             snprintf(err, sizeof err, "POST %s?uploads: the answer has no UploadId", p->key);
             free(p->upload_id);
@@ -458,6 +460,17 @@ static int completed_anyway(s3_put *p, uint32_t nparts)
     return size == p->total && el > sl && !strcmp(etag + el - sl, suffix);
 }
 
+/* The answer is one whole, well-formed result document that names an ETag. */
+static int complete_result_ok(const s3_response *rs)
+{
+    s3x_doc *doc = s3x_parse(rs->body, rs->body_len);
+    char etag[160] = "";
+    int ok = doc && !strncmp(s3x_root_name(doc), "CompleteMultipartUpload", 23) &&
+             s3x_text_buf(doc, NULL, "ETag", etag, sizeof etag) && etag[0];
+    s3x_free(doc);
+    return ok;
+}
+
 static int complete_multipart(s3_put *p)
 {
     s3_inst *in = p->in;
@@ -485,11 +498,11 @@ static int complete_multipart(s3_put *p)
                      .body = xml, .body_len = len};
     rc = s3_do(in, NULL, &rq, &rs, err, sizeof err);
     free(xml);
-    if (!rc && !(rs.body && strstr(rs.body, "<CompleteMultipartUpload"))) {
-        /* a 200 must carry the result (S3: ...Result, moto: ...Response); an
-         * empty or cut answer did not complete anything we can rely on */
+    if (!rc && !complete_result_ok(&rs)) {
+        /* a 200 must carry the whole result (S3: ...Result, moto: ...Response) with
+         * its ETag; an empty, cut or malformed answer completed nothing we can rely on */
         char *url = s3_url_of(in, p->key);
-        snprintf(err, sizeof err, "POST %s?uploadId=%s: HTTP %ld without a CompleteMultipartUploadResult",
+        snprintf(err, sizeof err, "POST %s?uploadId=%s: HTTP %ld without a complete CompleteMultipartUploadResult",
                  url ? url : p->key, p->upload_id, rs.status);
         free(url);
         rc = ARCA_EFAIL;
@@ -507,6 +520,102 @@ static int complete_multipart(s3_put *p)
     return 0;
 }
 
+/* ---- after the commit: what was asked is what the server did ------------------ */
+
+static const char *sse_name(int sse)
+{
+    return sse == S3_SSE_AES256 ? "AES256" : sse == S3_SSE_KMS ? "aws:kms" : "";
+}
+
+/* 1 when the stored object is locked in the configured mode until at least this upload's date. */
+static int lock_holds(const s3_put *p, const s3_response *hd)
+{
+    const char *mode = p->in->cfg->object_lock_mode == S3_LOCK_COMPLIANCE ? "COMPLIANCE" : "GOVERNANCE";
+    int64_t until = hd->lock_until[0] ? s3_parse_iso8601(hd->lock_until) : -1, want = s3_parse_iso8601(p->retain);
+    return !strcasecmp(hd->lock_mode, mode) && until > 0 && until + 1 >= want;
+}
+
+/* PutObjectRetention: some servers (Ceph RGW 16) drop the lock headers of
+ * CreateMultipartUpload, so the retention is applied to the finished object. */
+static int put_retention(s3_put *p, const char *version, char *err, size_t errlen)
+{
+    s3_inst *in = p->in;
+    char body[256], md5[25];
+    int n = snprintf(body, sizeof body,
+                     "<Retention xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Mode>%s</Mode>"
+                     "<RetainUntilDate>%s</RetainUntilDate></Retention>",
+                     in->cfg->object_lock_mode == S3_LOCK_COMPLIANCE ? "COMPLIANCE" : "GOVERNANCE", p->retain);
+    s3_md5_base64(body, (size_t)n, md5);
+    s3_kv q[2] = {{"retention", ""}, {"versionId", version}};
+    s3_kv hd[2] = {{"content-md5", md5}, {"content-type", "application/xml"}};
+    s3_request rq = {.method = "PUT", .key = p->key, .query = q, .nquery = version[0] ? 2 : 1, .headers = hd,
+                     .nheaders = 2, .body = body, .body_len = (size_t)n};
+    s3_response rs;
+    int rc = s3_do(in, NULL, &rq, &rs, err, errlen);
+    s3_response_free(&rs);
+    return rc;
+}
+
+/* Removes an object that did not turn out as asked; says so when it cannot. */
+static void remove_unwanted(s3_put *p, const char *version)
+{
+    s3_inst *in = p->in;
+    char err[1200];
+    s3_kv q[1] = {{"versionId", version}};
+    s3_request rq = {.method = "DELETE", .key = p->key, .query = q, .nquery = version[0] ? 1 : 0, .cleanup = 1,
+                     .missing_ok = 1};
+    s3_response rs;
+    int rc = s3_do(in, NULL, &rq, &rs, err, sizeof err);
+    s3_response_free(&rs);
+    if (rc && rc != ARCA_ENOENT)
+        in->host->log(in->host, ARCA_LOG_ERROR, "'%s' could not be removed again: %s", p->name, err);
+}
+
+/* Encryption and retention are checked on the stored object (HEAD), never
+ * assumed from a 200: a compliance bundle that is not locked, or a backup
+ * stored in clear, is a failure, and the object goes. */
+static int verify_stored(s3_put *p)
+{
+    s3_inst *in = p->in;
+    const s3_config *cfg = in->cfg;
+    s3_response hd;
+    char err[1200], why[400] = "";
+    int rc;
+    if (cfg->sse == S3_SSE_NONE && cfg->object_lock_mode == S3_LOCK_NONE)
+        return 0;
+    if ((rc = s3_head_full(in, p->key, &hd, err, sizeof err))) {
+        s3_response_free(&hd);
+        return pc_handle_error(in->host, p, rc, "cannot check how '%s' was stored: %s", p->name, err);
+    }
+    char version[160];
+    snprintf(version, sizeof version, "%s", strcmp(hd.version_id, "null") ? hd.version_id : "");
+    if (cfg->sse != S3_SSE_NONE && strcasecmp(hd.sse, sse_name(cfg->sse)))
+        snprintf(why, sizeof why, "sse = %s was asked for, but the server stored it %s%s", sse_name(cfg->sse),
+                 hd.sse[0] ? "with " : "without server-side encryption", hd.sse);
+    if (!why[0] && cfg->object_lock_mode != S3_LOCK_NONE && !lock_holds(p, &hd)) {
+        /* not locked as asked: apply the retention to the object, then look again */
+        rc = put_retention(p, version, err, sizeof err);
+        s3_response_free(&hd);
+        if (!rc)
+            rc = s3_head_full(in, p->key, &hd, err, sizeof err);
+        if (rc)
+            snprintf(why, sizeof why, "the server did not lock it, and setting its retention failed: %.300s", err);
+        else if (!lock_holds(p, &hd))
+            snprintf(why, sizeof why, "the server reports %s%s%s after PutObjectRetention, not %s until %s",
+                     hd.lock_mode[0] ? hd.lock_mode : "no lock", hd.lock_until[0] ? " until " : "", hd.lock_until,
+                     cfg->object_lock_mode == S3_LOCK_COMPLIANCE ? "COMPLIANCE" : "GOVERNANCE", p->retain);
+        else
+            in->host->log(in->host, ARCA_LOG_INFO, "'%s': locked by PutObjectRetention (the upload's lock headers "
+                                                   "were not applied by the server)", p->name);
+    }
+    s3_response_free(&hd);
+    if (!why[0])
+        return 0;
+    remove_unwanted(p, version);
+    return pc_handle_error(in->host, p, ARCA_EFAIL, "'%s' was not stored as configured: %s; it was removed", p->name,
+                           why);
+}
+
 int s3_put_commit(void *put)
 {
     s3_put *p = put;
@@ -515,6 +624,8 @@ int s3_put_commit(void *put)
 
     if (!p->upload_id) {
         rc = single_put(p);
+        if (!rc)
+            rc = verify_stored(p);
         put_free(p);
         return rc;
     }
@@ -539,6 +650,8 @@ int s3_put_commit(void *put)
     else
         in->host->log(in->host, ARCA_LOG_INFO, "'%s': %llu bytes in %u parts", p->name,
                       (unsigned long long)p->total, p->next_number - 1);
+    if (!rc)
+        rc = verify_stored(p);
     put_free(p);
     return rc;
 }

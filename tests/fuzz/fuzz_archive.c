@@ -45,7 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         manifest *m = mf_open(fd, off, len, "fuzz", &code, &err);
         if (m) {
             mem in = {data, size, 0};
-            rd_stream s = {mem_read, &in, "fuzz", mem_error};
+            rd_stream s = {mem_read, &in, "fuzz", mem_error, NULL};
             engine_read(&s, m, NULL, NULL, &st, &err);
             mf_close(m);
         }
@@ -54,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(err);
     err = NULL;
     mem in = {data, size, 0};
-    rd_stream s = {mem_read, &in, "fuzz", mem_error};
+    rd_stream s = {mem_read, &in, "fuzz", mem_error, NULL};
     engine_read_blind(&s, -1, &st, &err);
     free(err);
     close(fd);

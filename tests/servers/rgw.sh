@@ -124,10 +124,10 @@ EOF
         fail_start "the OSD could not join" "$dir/log/setup.log"
     radosgw "${C[@]}" -n client.rgw.t -f >"$dir/log/rgw.out" 2>&1 </dev/null &
     echo $! > "$dir/rgw.pid"
-    local n=120
+    local n=360
     until curl -s -o /dev/null "http://127.0.0.1:$rp/"; do
         kill -0 "$(cat "$dir/rgw.pid")" 2>/dev/null || fail_start "radosgw exited" "$dir/log/rgw.out"
-        n=$((n - 1)); [ $n -gt 0 ] || fail_start "radosgw did not answer within 60 s" "$dir/log/client.rgw.t.log"
+        n=$((n - 1)); [ $n -gt 0 ] || fail_start "radosgw did not answer within 180 s" "$dir/log/client.rgw.t.log"
         sleep 0.5
     done
     local key secret

@@ -248,24 +248,38 @@ static void xml_list_page_gives_keys_sizes_dates_and_the_continuation_token(void
                     "<Size>10</Size></Contents>"
                     "<NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=</NextContinuationToken>"
                     "</ListBucketResult>";
-    const char *end = x + strlen(x), *p = x, *v;
-    size_t n;
     char key[64], size[32], tok[128], etag[32];
-    p = s3_xml_elem(p, end, "Contents", &v, &n);
-    assert_non_null(p);
-    assert_true(s3_xml_text(v, v + n, "Key", key, sizeof key));
+    s3x_doc *doc = s3x_parse(x, strlen(x));
+    assert_non_null(doc);
+    assert_string_equal(s3x_root_name(doc), "ListBucketResult");
+    s3x_node *c = s3x_child(doc, NULL, "Contents");
+    assert_non_null(c);
+    assert_true(s3x_text_buf(doc, c, "Key", key, sizeof key));
     assert_string_equal(key, "p-a&b.arca");
-    assert_true(s3_xml_text(v, v + n, "Size", size, sizeof size));
+    assert_true(s3x_text_buf(doc, c, "Size", size, sizeof size));
     assert_string_equal(size, "3008512");
-    assert_true(s3_xml_text(v, v + n, "ETag", etag, sizeof etag));
+    assert_true(s3x_text_buf(doc, c, "ETag", etag, sizeof etag));
     assert_string_equal(etag, "\"abc\"");
-    p = s3_xml_elem(p, end, "Contents", &v, &n);
-    assert_non_null(p);
-    assert_true(s3_xml_text(v, v + n, "Key", key, sizeof key));
+    c = s3x_next(c);
+    assert_non_null(c);
+    assert_true(s3x_text_buf(doc, c, "Key", key, sizeof key));
     assert_string_equal(key, "p-c.manifest.json");
-    assert_null(s3_xml_elem(p, end, "Contents", &v, &n));
-    assert_true(s3_xml_text(x, end, "NextContinuationToken", tok, sizeof tok));
+    assert_null(s3x_next(c));
+    assert_true(s3x_text_buf(doc, NULL, "NextContinuationToken", tok, sizeof tok));
     assert_string_equal(tok, "1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=");
+    s3x_free(doc);
+    /* an answer cut short is no answer at all */
+    assert_null(s3x_parse(x, strlen(x) - 20));
+    const char *cut = "<CompleteMultipartUploadResult><Location>l</Location><Bucket>b</Bucket><Key>k</Key><ETag>";
+    assert_null(s3x_parse(cut, strlen(cut)));
+    /* no entities from outside, no network */
+    const char *xxe = "<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><r><k>&e;</k></r>";
+    doc = s3x_parse(xxe, strlen(xxe));
+    char k[64] = "?";
+    if (doc)
+        s3x_text_buf(doc, NULL, "k", k, sizeof k);
+    assert_null(strstr(k, "root:"));
+    s3x_free(doc);
     assert_int_equal(s3_parse_iso8601("2026-11-21T06:01:23.000Z"), 1795240883);
     assert_int_equal(s3_parse_iso8601("2013-05-24T00:00:00Z"), 1369353600);
     assert_int_equal(s3_parse_iso8601("2013-05-24T02:00:00+02:00"), 1369353600);
@@ -279,28 +293,34 @@ static void xml_error_body_gives_code_and_message_even_inside_a_200(void **state
     const char *x = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\n<Error><Code>InternalError</Code>"
                     "<Message>We encountered an internal error. Please try again.</Message>"
                     "<RequestId>656c76696e6727732072657175657374</RequestId></Error>";
-    const char *v;
-    size_t n;
     char code[64], msg[128];
-    assert_non_null(s3_xml_elem(x, x + strlen(x), "Error", &v, &n));
-    assert_true(s3_xml_text(v, v + n, "Code", code, sizeof code));
+    s3x_doc *doc = s3x_parse(x, strlen(x));
+    assert_non_null(doc);
+    assert_string_equal(s3x_root_name(doc), "Error");
+    assert_true(s3x_text_buf(doc, NULL, "Code", code, sizeof code));
     assert_string_equal(code, "InternalError");
-    assert_true(s3_xml_text(v, v + n, "Message", msg, sizeof msg));
+    assert_true(s3x_text_buf(doc, NULL, "Message", msg, sizeof msg));
     assert_string_equal(msg, "We encountered an internal error. Please try again.");
+    s3x_free(doc);
     assert_int_equal(s3_classify(0, 200, code), PC_RETRY_AGAIN);
     assert_int_equal(s3_classify(0, 200, "AccessDenied"), PC_RETRY_FAIL);
     assert_int_equal(s3_classify(0, 200, ""), PC_RETRY_DONE);
     /* an empty element and a self-closing one */
     const char *y = "<R><Prefix></Prefix><Marker/></R>";
-    assert_true(s3_xml_text(y, y + strlen(y), "Prefix", msg, sizeof msg));
+    doc = s3x_parse(y, strlen(y));
+    assert_true(s3x_text_buf(doc, NULL, "Prefix", msg, sizeof msg));
     assert_string_equal(msg, "");
-    assert_true(s3_xml_text(y, y + strlen(y), "Marker", msg, sizeof msg));
+    assert_true(s3x_text_buf(doc, NULL, "Marker", msg, sizeof msg));
+    assert_false(s3x_text_buf(doc, NULL, "Absent", msg, sizeof msg));
+    s3x_free(doc);
     char *e = s3_xml_escape("a<b>&\"'");
     assert_string_equal(e, "a&lt;b&gt;&amp;&quot;&apos;");
     free(e);
-    char *d = s3_xml_decode("&#233;&#x41;&lt;", 16);
-    assert_string_equal(d, "\xc3\xa9" "A<");
-    free(d);
+    const char *ent = "<R><K>&#233;&#x41;&lt;</K></R>";
+    doc = s3x_parse(ent, strlen(ent));
+    assert_true(s3x_text_buf(doc, NULL, "K", msg, sizeof msg));
+    assert_string_equal(msg, "\xc3\xa9" "A<");
+    s3x_free(doc);
 }
 
 static void shared_files_give_the_profile_section_and_imds_json_the_keys(void **state)
