@@ -163,133 +163,133 @@ static void stop_child(pid_t pid, int *status)
     }
 }
 
-int pc_proc_run(const pc_proc *p, int *status, char *err, size_t errlen)
-{
-    int in[2] = {-1, -1}, o[2] = {-1, -1}, er[2] = {-1, -1};
-    const char *cmd = p->argv[0];
-    const int want_out = p->out || p->on_out;
-    const size_t keep = p->err_keep ? p->err_keep : ERR_KEEP_DEFAULT;
-    const long long deadline = p->timeout_ms > 0 ? now_ms() + p->timeout_ms : 0;
-    char **env = NULL;
+/* One run: the child, our ends of its pipes, and how it went. */
+typedef struct run {
+    const pc_proc *p;
+    const char *cmd;
+    int in[2], o[2], er[2];
+    size_t keep, sent;
+    long long deadline;
+    char **env;
     posix_spawn_file_actions_t fa;
-    int fa_ok = 0, rc = ARCA_OK, stop = 0, st = 0;
-    pid_t pid = -1;
+    int fa_ok, rc, stop;
+    pid_t pid;
+    char *err;
+    size_t errlen;
+} run;
 
-    *status = 0;
-    err[0] = '\0';
-    /* Checked here because posix_spawn may report a failed exec only as exit
-     * status 127 of the child (it does under valgrind): say it plainly. */
-    if (access(cmd, X_OK) != 0) {
-        snprintf(err, errlen, "cannot run %s: %s", cmd, strerror(errno));
-        return ARCA_EFAIL;
-    }
-    if ((p->input && pipe2(in, O_CLOEXEC) < 0) || (want_out && pipe2(o, O_CLOEXEC) < 0) ||
-        pipe2(er, O_CLOEXEC) < 0) {
-        snprintf(err, errlen, "cannot run %s: pipe: %s", cmd, strerror(errno));
-        rc = ARCA_EFAIL;
-        goto out;
-    }
-    if (!(env = child_env(p)) || posix_spawn_file_actions_init(&fa) != 0) {
-        snprintf(err, errlen, "cannot run %s: out of memory", cmd);
-        rc = ARCA_ENOMEM;
-        goto out;
-    }
-    fa_ok = 1;
+static int run_fail(run *r, int rc, const char *fmt, const char *what)
+{
+    snprintf(r->err, r->errlen, fmt, r->cmd, what);
+    r->rc = rc;
+    r->stop = 1;
+    return rc;
+}
+
+/* Pipes for what the child reads and writes, then posix_spawn (no shell). */
+static int spawn_child(run *r)
+{
+    const pc_proc *p = r->p;
+    const int want_out = p->out || p->on_out;
+    if ((p->input && pipe2(r->in, O_CLOEXEC) < 0) || (want_out && pipe2(r->o, O_CLOEXEC) < 0) ||
+        pipe2(r->er, O_CLOEXEC) < 0)
+        return run_fail(r, ARCA_EFAIL, "cannot run %s: pipe: %s", strerror(errno));
+    if (!(r->env = child_env(p)) || posix_spawn_file_actions_init(&r->fa) != 0)
+        return run_fail(r, ARCA_ENOMEM, "cannot run %s: %s", "out of memory");
+    r->fa_ok = 1;
     if (p->input)
-        posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+        posix_spawn_file_actions_adddup2(&r->fa, r->in[0], 0);
     else
-        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+        posix_spawn_file_actions_addopen(&r->fa, 0, "/dev/null", O_RDONLY, 0);
     if (want_out)
-        posix_spawn_file_actions_adddup2(&fa, o[1], 1);
+        posix_spawn_file_actions_adddup2(&r->fa, r->o[1], 1);
     else
-        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, er[1], 2);
-    int e = posix_spawn(&pid, cmd, &fa, NULL, p->argv, env);
+        posix_spawn_file_actions_addopen(&r->fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_adddup2(&r->fa, r->er[1], 2);
+    int e = posix_spawn(&r->pid, r->cmd, &r->fa, NULL, p->argv, r->env);
     if (e) {
-        pid = -1;
-        snprintf(err, errlen, "cannot run %s: %s", cmd, strerror(e));
-        rc = ARCA_EFAIL;
-        goto out;
+        r->pid = -1;
+        return run_fail(r, ARCA_EFAIL, "cannot run %s: %s", strerror(e));
     }
-    close_fd(&in[0]);
-    close_fd(&o[1]);
-    close_fd(&er[1]);
-    nonblocking(in[1]);
-    nonblocking(o[0]);
-    nonblocking(er[0]);
+    close_fd(&r->in[0]);
+    close_fd(&r->o[1]);
+    close_fd(&r->er[1]);
+    nonblocking(r->in[1]);
+    nonblocking(r->o[0]);
+    nonblocking(r->er[0]);
+    if (r->in[1] >= 0 && p->input_len == 0)
+        close_fd(&r->in[1]);
+    return 0;
+}
 
+/* What poll says is ready: input written, output and stderr taken. */
+static void serve_ready(run *r, const struct pollfd *pf, int np)
+{
+    const pc_proc *p = r->p;
+    for (int i = 0; i < np && !r->stop; i++) {
+        if (!pf[i].revents)
+            continue;
+        if (pf[i].fd == r->in[1]) {
+            ssize_t n = write(r->in[1], (const char *)p->input + r->sent, p->input_len - r->sent);
+            if (n > 0)
+                r->sent += (size_t)n;
+            else if (n < 0 && errno != EAGAIN && errno != EINTR)
+                close_fd(&r->in[1]); /* the child stopped reading (EPIPE): its status tells why */
+            if (r->sent == p->input_len)
+                close_fd(&r->in[1]);
+        } else if (pf[i].fd == r->o[0]) {
+            int rc = drain(&r->o[0], p->out, 0, p->on_out, p->ud);
+            if (rc)
+                run_fail(r, rc, "stopped %s: its output could not be taken%s", "");
+        } else {
+            drain(&r->er[0], p->err, r->keep, NULL, NULL);
+        }
+    }
+    if (!r->stop && p->out && p->out->oom)
+        run_fail(r, ARCA_ENOMEM, "out of memory reading the output of %s%s", "");
+}
+
+/* A cancellation or the deadline: nonzero (and r->stop) when the run must end. */
+static int must_stop(run *r)
+{
+    const pc_proc *p = r->p;
+    if (p->host && p->host->cancelled && p->host->cancelled(p->host))
+        return run_fail(r, ARCA_ECANCELED, "cancelled while %s was running%s", "");
+    if (r->deadline && now_ms() >= r->deadline) {
+        snprintf(r->err, r->errlen, "%s did not finish within %d s: stopped", r->cmd, (p->timeout_ms + 999) / 1000);
+        r->rc = ARCA_EFAIL;
+        r->stop = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* Feeds the input and takes the output until the child closes its streams. */
+static void pump(run *r)
+{
     /* A child that exits without reading all its input must not kill us with
      * SIGPIPE: block it in this thread (it is thread-directed) while writing. */
     sigset_t pipe_set, old_set;
     sigemptyset(&pipe_set);
     sigaddset(&pipe_set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set);
-    size_t sent = 0;
-    if (in[1] >= 0 && p->input_len == 0)
-        close_fd(&in[1]);
-    while (!stop && (in[1] >= 0 || o[0] >= 0 || er[0] >= 0)) {
-        if (p->host && p->host->cancelled && p->host->cancelled(p->host)) {
-            snprintf(err, errlen, "cancelled while %s was running", cmd);
-            rc = ARCA_ECANCELED;
-            stop = 1;
-            break;
-        }
+    while (!r->stop && (r->in[1] >= 0 || r->o[0] >= 0 || r->er[0] >= 0) && !must_stop(r)) {
         int wait = POLL_MS;
-        if (deadline) {
-            long long left = deadline - now_ms();
-            if (left <= 0) {
-                snprintf(err, errlen, "%s did not finish within %d s: stopped", cmd, (p->timeout_ms + 999) / 1000);
-                rc = ARCA_EFAIL;
-                stop = 1;
-                break;
-            }
-            if (left < wait)
-                wait = (int)left;
-        }
+        if (r->deadline && r->deadline - now_ms() < wait)
+            wait = (int)(r->deadline - now_ms());
         struct pollfd pf[3];
         int np = 0;
-        if (in[1] >= 0)
-            pf[np++] = (struct pollfd){in[1], POLLOUT, 0};
-        if (o[0] >= 0)
-            pf[np++] = (struct pollfd){o[0], POLLIN, 0};
-        if (er[0] >= 0)
-            pf[np++] = (struct pollfd){er[0], POLLIN, 0};
-        int pr = poll(pf, (nfds_t)np, wait);
-        if (pr < 0 && errno != EINTR) {
-            snprintf(err, errlen, "cannot run %s: poll: %s", cmd, strerror(errno));
-            rc = ARCA_EFAIL;
-            stop = 1;
-            break;
-        }
-        if (pr <= 0)
-            continue;
-        for (int i = 0; i < np && !stop; i++) {
-            if (!pf[i].revents)
-                continue;
-            if (pf[i].fd == in[1]) {
-                ssize_t n = write(in[1], (const char *)p->input + sent, p->input_len - sent);
-                if (n > 0)
-                    sent += (size_t)n;
-                else if (n < 0 && errno != EAGAIN && errno != EINTR)
-                    close_fd(&in[1]); /* the child stopped reading (EPIPE): its status tells why */
-                if (sent == p->input_len)
-                    close_fd(&in[1]);
-            } else if (pf[i].fd == o[0]) {
-                int r = drain(&o[0], p->out, 0, p->on_out, p->ud);
-                if (r) {
-                    snprintf(err, errlen, "stopped %s: its output could not be taken", cmd);
-                    rc = r;
-                    stop = 1;
-                }
-            } else {
-                drain(&er[0], p->err, keep, NULL, NULL);
-            }
-        }
-        if (!stop && p->out && p->out->oom) {
-            snprintf(err, errlen, "out of memory reading the output of %s", cmd);
-            rc = ARCA_ENOMEM;
-            stop = 1;
-        }
+        if (r->in[1] >= 0)
+            pf[np++] = (struct pollfd){r->in[1], POLLOUT, 0};
+        if (r->o[0] >= 0)
+            pf[np++] = (struct pollfd){r->o[0], POLLIN, 0};
+        if (r->er[0] >= 0)
+            pf[np++] = (struct pollfd){r->er[0], POLLIN, 0};
+        int pr = poll(pf, (nfds_t)np, wait > 0 ? wait : 0);
+        if (pr < 0 && errno != EINTR)
+            run_fail(r, ARCA_EFAIL, "cannot run %s: poll: %s", strerror(errno));
+        else if (pr > 0)
+            serve_ready(r, pf, np);
     }
     if (!sigismember(&old_set, SIGPIPE)) {
         struct timespec zero = {0, 0};
@@ -297,48 +297,58 @@ int pc_proc_run(const pc_proc *p, int *status, char *err, size_t errlen)
             ;
         pthread_sigmask(SIG_SETMASK, &old_set, NULL);
     }
-out:
-    /* Our ends closed first: a stopped child blocked on a full pipe gets EPIPE. */
-    close_fd(&in[0]);
-    close_fd(&in[1]);
-    close_fd(&o[0]);
-    close_fd(&o[1]);
-    close_fd(&er[0]);
-    close_fd(&er[1]);
-    if (pid > 0) {
-        if (stop) {
-            stop_child(pid, &st);
-        } else if (p->host || deadline) {
-            /* the streams are closed but the child may still run: keep watching */
-            for (;;) {
-                pid_t r = waitpid(pid, &st, WNOHANG);
-                if (r == pid || (r < 0 && errno != EINTR))
-                    break;
-                if (p->host && p->host->cancelled && p->host->cancelled(p->host)) {
-                    snprintf(err, errlen, "cancelled while %s was running", cmd);
-                    rc = ARCA_ECANCELED;
-                    stop_child(pid, &st);
-                    break;
-                }
-                if (deadline && now_ms() >= deadline) {
-                    snprintf(err, errlen, "%s did not finish within %d s: stopped", cmd,
-                             (p->timeout_ms + 999) / 1000);
-                    rc = ARCA_EFAIL;
-                    stop_child(pid, &st);
-                    break;
-                }
-                sleep_ms(20);
+}
+
+/* The child's end: stopped if the run was, else waited for (still watching
+ * for a cancellation or the deadline when there is one). */
+static int reap(run *r)
+{
+    int st = 0;
+    if (r->stop) {
+        stop_child(r->pid, &st);
+    } else if (r->p->host || r->deadline) {
+        for (;;) {
+            pid_t w = waitpid(r->pid, &st, WNOHANG);
+            if (w == r->pid || (w < 0 && errno != EINTR))
+                break;
+            if (must_stop(r)) {
+                stop_child(r->pid, &st);
+                break;
             }
-        } else {
-            while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-                ;
+            sleep_ms(20);
         }
-        *status = st;
+    } else {
+        while (waitpid(r->pid, &st, 0) < 0 && errno == EINTR)
+            ;
     }
-    if (fa_ok)
-        posix_spawn_file_actions_destroy(&fa);
-    free(env);
-    return rc;
+    return st;
+}
+
+int pc_proc_run(const pc_proc *p, int *status, char *err, size_t errlen)
+{
+    run r = {.p = p, .cmd = p->argv[0], .in = {-1, -1}, .o = {-1, -1}, .er = {-1, -1},
+             .keep = p->err_keep ? p->err_keep : ERR_KEEP_DEFAULT,
+             .deadline = p->timeout_ms > 0 ? now_ms() + p->timeout_ms : 0, .pid = -1, .err = err, .errlen = errlen};
+    *status = 0;
+    err[0] = '\0';
+    /* Checked here because posix_spawn may report a failed exec only as exit
+     * status 127 of the child (it does under valgrind): say it plainly. */
+    if (access(r.cmd, X_OK) != 0) {
+        snprintf(err, errlen, "cannot run %s: %s", r.cmd, strerror(errno));
+        return ARCA_EFAIL;
+    }
+    if (spawn_child(&r) == 0)
+        pump(&r);
+    /* Our ends closed first: a stopped child blocked on a full pipe gets EPIPE. */
+    int *fds[] = {&r.in[0], &r.in[1], &r.o[0], &r.o[1], &r.er[0], &r.er[1]};
+    for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)
+        close_fd(fds[i]);
+    if (r.pid > 0)
+        *status = reap(&r);
+    if (r.fa_ok)
+        posix_spawn_file_actions_destroy(&r.fa);
+    free(r.env);
+    return r.rc;
 }
 
 void pc_proc_status_text(int status, char *buf, size_t n)

@@ -647,23 +647,33 @@ static void nfsn_get_close(void *get)
     free(g);
 }
 
-typedef struct nfsn_entry {
-    char *name;
-    uint64_t size;
-    int64_t mtime;
-} nfsn_entry;
-
-static int nfsn_entry_cmp(const void *a, const void *b)
+/* One directory entry: a regular file's size and mtime (asked for when
+ * READDIRPLUS gave no attributes), or 0 for anything else or a file gone. */
+static int nfsn_regular(struct nfs_context *nfs, const char *dir, struct nfsdirent *de, uint64_t *size, int64_t *mtime)
 {
-    return strcmp(((const nfsn_entry *)a)->name, ((const nfsn_entry *)b)->name);
+    *size = de->size;
+    *mtime = (int64_t)de->mtime.tv_sec;
+    uint32_t type = de->type;
+    if (type == 0) {
+        struct nfs_stat_64 st;
+        char *p = nfsn_join(dir, de->name);
+        int r = p ? nfs_lstat64(nfs, p, &st) : -ENOMEM;
+        free(p);
+        if (r != 0)
+            return 0; /* removed while we listed */
+        type = S_ISREG(st.nfs_mode) ? NF3REG : NF3DIR;
+        *size = st.nfs_size;
+        *mtime = (int64_t)st.nfs_mtime;
+    }
+    return type == NF3REG;
 }
 
 /* Collects, sorts by name, then calls back with the connection released. */
 static int nfsn_list(void *impl, const char *prefix, arca_list_cb cb, void *ud)
 {
     nfsn_inst *in = impl;
-    nfsn_entry *v = NULL;
-    size_t n = 0, cap = 0, plen = strlen(prefix);
+    nfs_entries l = {0};
+    size_t plen = strlen(prefix);
     struct nfsdirent *de;
     struct nfsdir *dir = NULL;
     nfsn_conn *c;
@@ -684,49 +694,19 @@ static int nfsn_list(void *impl, const char *prefix, arca_list_cb cb, void *ud)
         nfsn_release(in, c, nrc);
         return rc == ARCA_ENOENT ? ARCA_EFAIL : rc;
     }
-    while ((de = nfs_readdir(c->nfs, dir))) {
-        uint64_t size = de->size;
-        int64_t mtime = (int64_t)de->mtime.tv_sec;
-        uint32_t type = de->type;
-
+    while (!rc && (de = nfs_readdir(c->nfs, dir))) {
+        uint64_t size;
+        int64_t mtime;
         /* Hidden names are temporaries (ours or anyone's), never objects. */
         if (de->name[0] == '.') {
             if (!strncmp(de->name, NFS_TMP_PREFIX, strlen(NFS_TMP_PREFIX)) && de->mtime.tv_sec < stale_before)
                 stale++;
             continue;
         }
-        if (strncmp(de->name, prefix, plen) != 0)
+        if (strncmp(de->name, prefix, plen) != 0 || !nfsn_regular(c->nfs, path, de, &size, &mtime))
             continue;
-        if (type == 0) { /* READDIRPLUS without attributes: ask */
-            struct nfs_stat_64 st;
-            char *p = nfsn_join(path, de->name);
-            int r = p ? nfs_lstat64(c->nfs, p, &st) : -ENOMEM;
-            free(p);
-            if (r != 0)
-                continue; /* removed while we listed */
-            type = S_ISREG(st.nfs_mode) ? NF3REG : NF3DIR;
-            size = st.nfs_size;
-            mtime = (int64_t)st.nfs_mtime;
-        }
-        if (type != NF3REG)
-            continue;
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 64;
-            nfsn_entry *nv = realloc(v, ncap * sizeof *nv);
-            if (!nv) {
-                rc = in->host->error(in->host, ARCA_ENOMEM, "out of memory");
-                break;
-            }
-            v = nv;
-            cap = ncap;
-        }
-        if (!(v[n].name = strdup(de->name))) {
+        if (nfsp_entry_add(&l, de->name, size, mtime))
             rc = in->host->error(in->host, ARCA_ENOMEM, "out of memory");
-            break;
-        }
-        v[n].size = size;
-        v[n].mtime = mtime;
-        n++;
     }
     nfs_closedir(c->nfs, dir);
     nfsn_release(in, c, 0);
@@ -734,21 +714,11 @@ static int nfsn_list(void *impl, const char *prefix, arca_list_cb cb, void *ud)
     if (stale)
         in->host->log(in->host, ARCA_LOG_WARN, "%u temporaries (%s*) older than a day in '%s': left by interrupted "
                       "backups; `arca cleanup PIPELINE` removes them", stale, NFS_TMP_PREFIX, in->base);
-    if (rc == 0 && n) {
-        qsort(v, n, sizeof *v, nfsn_entry_cmp);
-        for (size_t i = 0; i < n; i++) {
-            arca_object_stat st = {.name = v[i].name, .size = v[i].size, .mtime_sec = v[i].mtime};
-            int r = cb(ud, &st);
-            if (r) { /* a stop request; a negative one is the callback's error */
-                rc = r < 0 ? r : 0;
-                break;
-            }
-        }
+    if (rc) {
+        nfsp_entries_free(&l);
+        return rc;
     }
-    for (size_t i = 0; i < n; i++)
-        free(v[i].name);
-    free(v);
-    return rc;
+    return nfsp_entries_emit(&l, cb, ud);
 }
 
 /* Temporaries of puts named `prefix`... last written before older_than. */
@@ -773,7 +743,7 @@ static int nfsn_cleanup(void *impl, const char *prefix, int64_t older_than, int 
         return rc == ARCA_ENOENT ? ARCA_EFAIL : rc;
     }
     while (!rc && (de = nfs_readdir(c->nfs, dir))) {
-        if (!nfsp_temp_owner(de->name, prefix, name, sizeof name) || (int64_t)de->mtime.tv_sec >= older_than)
+        if (!nfsp_temp_owner(de->name, prefix, name, sizeof name) || (int64_t)de->mtime.tv_sec > older_than)
             continue;
         arca_object_stat os = {.name = name, .size = de->size, .mtime_sec = (int64_t)de->mtime.tv_sec};
         if (cb && cb(ud, &os) < 0) {

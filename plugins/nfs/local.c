@@ -302,31 +302,13 @@ static void nfsl_get_close(void *get)
     free(g);
 }
 
-typedef struct nfsl_entry {
-    char *name;
-    uint64_t size;
-    int64_t mtime;
-} nfsl_entry;
-
-static int nfsl_entry_cmp(const void *a, const void *b)
-{
-    return strcmp(((const nfsl_entry *)a)->name, ((const nfsl_entry *)b)->name);
-}
-
-static void nfsl_entries_free(nfsl_entry *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i].name);
-    free(v);
-}
-
 /* Collects first, then calls back in name order: the same order an object
  * store lists in, and the callback never runs with the directory open. */
 static int nfsl_list(void *impl, const char *prefix, arca_list_cb cb, void *ud)
 {
     nfsl_inst *in = impl;
-    nfsl_entry *v = NULL;
-    size_t n = 0, cap = 0, plen = strlen(prefix);
+    nfs_entries l = {0};
+    size_t plen = strlen(prefix);
     struct dirent *de;
     DIR *d;
     int rc = 0, fd;
@@ -341,7 +323,7 @@ static int nfsl_list(void *impl, const char *prefix, arca_list_cb cb, void *ud)
             close(fd);
         return rc;
     }
-    for (;;) {
+    while (!rc) {
         struct stat st;
         errno = 0;
         if (!(de = readdir(d))) {
@@ -359,48 +341,22 @@ static int nfsl_list(void *impl, const char *prefix, arca_list_cb cb, void *ud)
         if (strncmp(de->d_name, prefix, plen) != 0)
             continue;
         if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-            if (errno == ENOENT) /* removed while we listed */
-                continue;
-            rc = nfsl_fail(in, NULL, errno, "cannot stat", de->d_name);
-            break;
-        }
-        if (!S_ISREG(st.st_mode))
+            if (errno != ENOENT) /* else removed while we listed */
+                rc = nfsl_fail(in, NULL, errno, "cannot stat", de->d_name);
             continue;
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 64;
-            nfsl_entry *nv = realloc(v, ncap * sizeof *nv);
-            if (!nv) {
-                rc = in->host->error(in->host, ARCA_ENOMEM, "out of memory");
-                break;
-            }
-            v = nv;
-            cap = ncap;
         }
-        if (!(v[n].name = strdup(de->d_name))) {
+        if (S_ISREG(st.st_mode) && nfsp_entry_add(&l, de->d_name, (uint64_t)st.st_size, (int64_t)st.st_mtim.tv_sec))
             rc = in->host->error(in->host, ARCA_ENOMEM, "out of memory");
-            break;
-        }
-        v[n].size = (uint64_t)st.st_size;
-        v[n].mtime = (int64_t)st.st_mtim.tv_sec;
-        n++;
     }
     closedir(d);
     if (stale)
         in->host->log(in->host, ARCA_LOG_WARN, "%u temporaries (%s*) older than a day in '%s': left by interrupted "
                       "backups; `arca cleanup PIPELINE` removes them", stale, NFS_TMP_PREFIX, in->path);
-    if (rc == 0 && n) {
-        qsort(v, n, sizeof *v, nfsl_entry_cmp);
-        for (size_t i = 0; i < n; i++) {
-            arca_object_stat st = {.name = v[i].name, .size = v[i].size, .mtime_sec = v[i].mtime};
-            int r = cb(ud, &st);
-            if (r) { /* a stop request; a negative one is the callback's error */
-                rc = r < 0 ? r : 0;
-                break;
-            }
-        }
+    if (rc) {
+        nfsp_entries_free(&l);
+        return rc;
     }
-    nfsl_entries_free(v, n);
-    return rc;
+    return nfsp_entries_emit(&l, cb, ud);
 }
 
 static int nfsl_remove(void *impl, const char *name)
@@ -448,7 +404,7 @@ static int nfsl_cleanup(void *impl, const char *prefix, int64_t older_than, int 
         struct stat st;
         if (!nfsp_temp_owner(de->d_name, prefix, name, sizeof name) ||
             fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) ||
-            (int64_t)st.st_mtime >= older_than)
+            (int64_t)st.st_mtime > older_than)
             continue;
         arca_object_stat os = {.name = name, .size = (uint64_t)st.st_size, .mtime_sec = (int64_t)st.st_mtime};
         if (cb && cb(ud, &os) < 0)

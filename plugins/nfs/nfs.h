@@ -63,6 +63,24 @@ void nfsp_temp_name(const char *name, char *out, size_t cap);
  * with `prefix`; that name goes to `name`. */
 int nfsp_temp_owner(const char *entry, const char *prefix, char *name, size_t cap);
 
+/* What list collects before it calls back: sorted by name, then handed over
+ * with no directory open (nfsp_entries_emit frees it). */
+typedef struct nfs_entry {
+    char *name;
+    uint64_t size;
+    int64_t mtime;
+} nfs_entry;
+typedef struct nfs_entries {
+    nfs_entry *v;
+    size_t n, cap;
+} nfs_entries;
+/* 0, or -1 when out of memory. */
+int nfsp_entry_add(nfs_entries *l, const char *name, uint64_t size, int64_t mtime);
+/* Sorts, calls cb for each entry (a nonzero return stops: ARCA_OK for a
+ * positive one, the value for a negative one), frees. */
+int nfsp_entries_emit(nfs_entries *l, arca_list_cb cb, void *ud);
+void nfsp_entries_free(nfs_entries *l);
+
 /* Largest single write or read handed to the kernel or the server: big enough
  * to stream, small enough to stay within any NFS server's maximum transfer. */
 #define NFS_IO_MAX ((size_t)1 << 20)

@@ -47,6 +47,54 @@ static int nfsp_check_name(const arca_host *h, const char *name)
     return rc;
 }
 
+int nfsp_entry_add(nfs_entries *l, const char *name, uint64_t size, int64_t mtime)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        nfs_entry *v = realloc(l->v, cap * sizeof *v);
+        if (!v)
+            return -1;
+        l->v = v;
+        l->cap = cap;
+    }
+    if (!(l->v[l->n].name = strdup(name)))
+        return -1;
+    l->v[l->n].size = size;
+    l->v[l->n].mtime = mtime;
+    l->n++;
+    return 0;
+}
+
+static int nfsp_entry_cmp(const void *a, const void *b)
+{
+    return strcmp(((const nfs_entry *)a)->name, ((const nfs_entry *)b)->name);
+}
+
+void nfsp_entries_free(nfs_entries *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i].name);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+int nfsp_entries_emit(nfs_entries *l, arca_list_cb cb, void *ud)
+{
+    int rc = 0;
+    if (l->n > 1)
+        qsort(l->v, l->n, sizeof *l->v, nfsp_entry_cmp);
+    for (size_t i = 0; i < l->n; i++) {
+        arca_object_stat st = {.name = l->v[i].name, .size = l->v[i].size, .mtime_sec = l->v[i].mtime};
+        int r = cb(ud, &st);
+        if (r) { /* a stop request; a negative one is the callback's error */
+            rc = r < 0 ? r : 0;
+            break;
+        }
+    }
+    nfsp_entries_free(l);
+    return rc;
+}
+
 int nfsp_temp_owner(const char *entry, const char *prefix, char *name, size_t cap)
 {
     size_t tl = sizeof(NFS_TMP_PREFIX) - 1, n = strlen(entry);

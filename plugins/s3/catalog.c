@@ -319,7 +319,7 @@ int s3_cleanup(void *inst, const char *prefix, int64_t older_than, int dry_run, 
             s3x_text_buf(doc, u, "Initiated", started, sizeof started);
             up.started = s3_parse_iso8601(started);
             if (up.key && up.id && strlen(up.key) > pl && !strncmp(up.key, in->prefix, pl) && up.started > 0 &&
-                up.started < older_than) {
+                up.started <= older_than) {
                 arca_object_stat st = {up.key + pl, 0, up.started};
                 if (cb && cb(ud, &st) < 0)
                     rc = ARCA_ECANCELED;

@@ -584,8 +584,11 @@ int s3_do(s3_inst *in, CURL *easy, const s3_request *rq, s3_response *rs, char *
             goto out;
         /* retry, if the budget allows */
         if (!pc_retry_next(&budget, &wait)) {
-            fmt(err, errlen, "%s (gave up after %u attempt%s in %.1f s)", last, budget.tries,
-                budget.tries == 1 ? "" : "s", pc_retry_elapsed(&budget));
+            /* an empty reply every time from a plain-HTTP endpoint: likely a TLS port */
+            int tls_port = cc == CURLE_GOT_NOTHING && !strcmp(in->scheme, "http");
+            fmt(err, errlen, "%s (gave up after %u attempt%s in %.1f s)%s", last, budget.tries,
+                budget.tries == 1 ? "" : "s", pc_retry_elapsed(&budget),
+                tls_port ? " (hint: the port sent no HTTP answer at all: if it speaks TLS, use https://)" : "");
             rc = ARCA_EFAIL;
             goto out;
         }

@@ -5,6 +5,7 @@
  * whose temporary keys are refreshed five minutes before they expire.
  * Resolved on first use: create never touches the network. */
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,11 +173,42 @@ static int imds_call(CURL *e, const char *method, const char *url, const char *h
     return (cc == CURLE_OK && *status == 200) ? 0 : -1;
 }
 
+/* The role's answer (JSON, through jansson): Code, AccessKeyId,
+ * SecretAccessKey, Token, Expiration. */
+static int imds_keys(s3_inst *in, const char *json, s3_creds *out, char *err, size_t errlen)
+{
+    json_t *j = json_loads(json, JSON_REJECT_DUPLICATES, NULL);
+    const char *code = json_string_value(json_object_get(j, "Code"));
+    const char *akid = json_string_value(json_object_get(j, "AccessKeyId"));
+    const char *secret = json_string_value(json_object_get(j, "SecretAccessKey"));
+    const char *token = json_string_value(json_object_get(j, "Token"));
+    const char *expiration = json_string_value(json_object_get(j, "Expiration"));
+    int rc;
+    if (code && strcmp(code, "Success")) {
+        snprintf(err, errlen, "instance metadata: role '%s' answered Code %s", in->creds.imds_role, code);
+        rc = ARCA_EFAIL;
+    } else if (!akid || !secret || !token) {
+        snprintf(err, errlen, "instance metadata: the answer for role '%s' lacks AccessKeyId, SecretAccessKey or Token",
+                 in->creds.imds_role);
+        rc = ARCA_EFAIL;
+    } else {
+        int64_t exp = expiration ? s3_parse_iso8601(expiration) : -1;
+        rc = creds_set(out, akid, secret, token, exp > 0 ? (time_t)exp : time(NULL) + 3600, "instance metadata");
+    }
+    /* the tree's own copies of the secrets are wiped before it is freed */
+    if (secret)
+        OPENSSL_cleanse((char *)secret, strlen(secret));
+    if (token)
+        OPENSSL_cleanse((char *)token, strlen(token));
+    json_decref(j);
+    return rc;
+}
+
 static int imds_fetch(s3_inst *in, s3_creds *out, char *err, size_t errlen)
 {
     const char *base = getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT");
-    char url[1024], hdr[1200], akid[256], secret[256], expiration[64], code[64];
-    char *token = NULL, *session = NULL;
+    char url[1024], hdr[1200];
+    char *session = NULL;
     membuf *m = calloc(1, sizeof *m);
     CURL *e = curl_easy_init();
     long status = 0;
@@ -220,35 +252,12 @@ static int imds_fetch(s3_inst *in, s3_creds *out, char *err, size_t errlen)
         rc = ARCA_EFAIL;
         goto done;
     }
-    if (s3_json_str(m->data, "Code", code, sizeof code) && strcmp(code, "Success")) {
-        snprintf(err, errlen, "instance metadata: role '%s' answered Code %s", in->creds.imds_role, code);
-        rc = ARCA_EFAIL;
-        goto done;
-    }
-    token = malloc(sizeof m->data);
-    if (!token) {
-        rc = ARCA_ENOMEM;
-        goto done;
-    }
-    if (!s3_json_str(m->data, "AccessKeyId", akid, sizeof akid) ||
-        !s3_json_str(m->data, "SecretAccessKey", secret, sizeof secret) ||
-        !s3_json_str(m->data, "Token", token, sizeof m->data)) {
-        snprintf(err, errlen, "instance metadata: the answer for role '%s' lacks AccessKeyId, SecretAccessKey or Token",
-                 in->creds.imds_role);
-        rc = ARCA_EFAIL;
-        goto done;
-    }
-    int64_t exp = s3_json_str(m->data, "Expiration", expiration, sizeof expiration)
-                      ? s3_parse_iso8601(expiration)
-                      : -1;
-    rc = creds_set(out, akid, secret, token, exp > 0 ? (time_t)exp : time(NULL) + 3600, "instance metadata");
+    rc = imds_keys(in, m->data, out, err, errlen);
 done:
     if (m)
         OPENSSL_cleanse(m, sizeof *m);
     free(m);
-    OPENSSL_cleanse(secret, sizeof secret);
     OPENSSL_cleanse(hdr, sizeof hdr);
-    wipe_free(token);
     wipe_free(session);
     if (e)
         curl_easy_cleanup(e);

@@ -17,6 +17,11 @@
 
 s3x_doc *s3x_parse(const char *body, size_t len)
 {
+    /* S3 may keep a slow CompleteMultipartUpload alive with leading blanks */
+    while (body && len && (*body == ' ' || *body == '\n' || *body == '\r' || *body == '\t')) {
+        body++;
+        len--;
+    }
     if (!body || !len || len > (64u << 20))
         return NULL;
     /* a truncated or otherwise malformed answer is no answer: the caller says so */

@@ -460,15 +460,17 @@ static int completed_anyway(s3_put *p, uint32_t nparts)
     return size == p->total && el > sl && !strcmp(etag + el - sl, suffix);
 }
 
-/* The answer is one whole, well-formed result document that names an ETag. */
+/* 1 when the answer is one whole, well-formed result document that names an
+ * ETag; 2 when it is whole but its ETag is empty (Ceph RGW 16 answers so), and
+ * then the stored object must prove the completion; 0 otherwise. */
 static int complete_result_ok(const s3_response *rs)
 {
     s3x_doc *doc = s3x_parse(rs->body, rs->body_len);
     char etag[160] = "";
     int ok = doc && !strncmp(s3x_root_name(doc), "CompleteMultipartUpload", 23) &&
-             s3x_text_buf(doc, NULL, "ETag", etag, sizeof etag) && etag[0];
+             s3x_text_buf(doc, NULL, "ETag", etag, sizeof etag);
     s3x_free(doc);
-    return ok;
+    return ok ? (etag[0] ? 1 : 2) : 0;
 }
 
 static int complete_multipart(s3_put *p)
@@ -498,12 +500,16 @@ static int complete_multipart(s3_put *p)
                      .body = xml, .body_len = len};
     rc = s3_do(in, NULL, &rq, &rs, err, sizeof err);
     free(xml);
-    if (!rc && !complete_result_ok(&rs)) {
+    int shape = rc ? 0 : complete_result_ok(&rs);
+    if (shape == 2 && completed_anyway(p, nparts))
+        shape = 1; /* size and the parts' ETag suffix on the stored object agree */
+    if (!rc && shape != 1) {
         /* a 200 must carry the whole result (S3: ...Result, moto: ...Response) with
          * its ETag; an empty, cut or malformed answer completed nothing we can rely on */
         char *url = s3_url_of(in, p->key);
-        snprintf(err, sizeof err, "POST %s?uploadId=%s: HTTP %ld without a complete CompleteMultipartUploadResult",
-                 url ? url : p->key, p->upload_id, rs.status);
+        snprintf(err, sizeof err, "POST %s?uploadId=%s: HTTP %ld %s", url ? url : p->key, p->upload_id, rs.status,
+                 shape == 2 ? "with an empty ETag, and the stored object's size or ETag does not match the parts"
+                            : "without a complete CompleteMultipartUploadResult");
         free(url);
         rc = ARCA_EFAIL;
     }

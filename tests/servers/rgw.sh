@@ -122,6 +122,16 @@ EOF
     echo $! > "$dir/osd.pid"
     timeout 30 ceph "${C[@]}" osd crush add osd.0 1.0 host=localhost root=default >>"$dir/log/setup.log" 2>&1 ||
         fail_start "the OSD could not join" "$dir/log/setup.log"
+    # radosgw creates its pools at start and blocks until they are served: wait
+    # until the OSD is up and in, so that a slow OSD start is not a hung gateway
+    local up=0 n=120
+    until [ "$up" = 1 ]; do
+        up=$(timeout 10 ceph "${C[@]}" osd stat -f json 2>>"$dir/log/setup.log" |
+             python3 -c 'import json,sys; print(json.load(sys.stdin).get("num_up_osds", 0))' 2>/dev/null || echo 0)
+        [ "$up" = 1 ] && break
+        n=$((n - 1)); [ $n -gt 0 ] || fail_start "the OSD did not come up within 60 s" "$dir/log/osd.0.log"
+        sleep 0.5
+    done
     radosgw "${C[@]}" -n client.rgw.t -f >"$dir/log/rgw.out" 2>&1 </dev/null &
     echo $! > "$dir/rgw.pid"
     local n=360

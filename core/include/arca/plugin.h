@@ -207,7 +207,7 @@ typedef struct arca_destination_ops {
     int (*location)(void *inst, char *buf, size_t cap);
     /* Leftovers of interrupted puts (temporaries, unfinished multipart uploads)
      * whose name starts with `prefix` and that were started before
-     * `older_than` (Unix seconds): cb once for each (name as the put named it,
+     * or at `older_than` (Unix seconds): cb once for each (name as the put named it,
      * size so far, start time); removed unless `dry_run`. */
     int (*cleanup)(void *inst, const char *prefix, int64_t older_than, int dry_run, arca_list_cb cb, void *ud);
 } arca_destination_ops;
