@@ -115,13 +115,20 @@ EOF
         fail_start "the monitor could not be made" "$dir/log/setup.log"
     ceph-mon "${C[@]}" -i a -f >"$dir/log/mon.out" 2>&1 </dev/null &
     echo $! > "$dir/mon.pid"
-    timeout 30 ceph "${C[@]}" --connect-timeout 30 osd create >>"$dir/log/setup.log" 2>&1 ||
+    # The OSD is made with the uuid it is registered under and placed in the
+    # CRUSH map before it starts: at boot it sets its device class, and an OSD
+    # that is not placed yet falls back to "osd create" with its own uuid,
+    # which a mismatch turns into "wrong fsid" and an exit.
+    local ouuid
+    ouuid=$(cat /proc/sys/kernel/random/uuid)
+    timeout 30 ceph "${C[@]}" --connect-timeout 30 osd create "$ouuid" >>"$dir/log/setup.log" 2>&1 ||
         fail_start "the monitor did not answer" "$dir/log/mon.out"
-    ceph-osd "${C[@]}" -i 0 --mkfs >>"$dir/log/setup.log" 2>&1 || fail_start "the OSD could not be made" "$dir/log/setup.log"
+    ceph-osd "${C[@]}" -i 0 --mkfs --osd-uuid "$ouuid" >>"$dir/log/setup.log" 2>&1 ||
+        fail_start "the OSD could not be made" "$dir/log/setup.log"
+    timeout 30 ceph "${C[@]}" osd crush add osd.0 1.0 host=localhost root=default >>"$dir/log/setup.log" 2>&1 ||
+        fail_start "the OSD could not be placed" "$dir/log/setup.log"
     ceph-osd "${C[@]}" -i 0 -f >"$dir/log/osd.out" 2>&1 </dev/null &
     echo $! > "$dir/osd.pid"
-    timeout 30 ceph "${C[@]}" osd crush add osd.0 1.0 host=localhost root=default >>"$dir/log/setup.log" 2>&1 ||
-        fail_start "the OSD could not join" "$dir/log/setup.log"
     # radosgw creates its pools at start and blocks until they are served: wait
     # until the OSD is up and in, so that a slow OSD start is not a hung gateway
     local up=0 n=120
