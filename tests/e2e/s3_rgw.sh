@@ -86,12 +86,18 @@ t0=$SECONDS
 expect_exit "https:// to the plain HTTP port: list exits 2" 2 A wrongscheme list p
 [ $((SECONDS - t0)) -lt 5 ] && pass "... at once, not after retries ($((SECONDS - t0)) s)" || fail "... at once" "$((SECONDS - t0)) s"
 expect_match "... with a hint about the scheme" "plain HTTP, not TLS: use http://" "$OUT"
+expect_exit "... backup exits 2 too" 2 A wrongscheme backup p
 ini wrongscheme2 "endpoint = http://127.0.0.1:$S3_TLS_PORT" "bucket = plain"
 t0=$SECONDS
 rc=0; OUT=$(A wrongscheme2 list p 2>&1) || rc=$?
 [ "$rc" != 0 ] && [ $((SECONDS - t0)) -lt 15 ] && pass "http:// to the TLS port fails in $((SECONDS - t0)) s (exit $rc)" \
     || fail "http:// to the TLS port fails quickly" "rc=$rc after $((SECONDS - t0)) s: $OUT"
 expect_match "... saying the port may speak TLS" "https://" "$OUT"
+rc2=0; OUT=$(A wrongscheme2 backup p 2>&1) || rc2=$?
+[ "$rc2" = "$rc" ] && pass "... backup exits $rc too" || fail "... backup exits the same as list ($rc)" "rc=$rc2 $OUT"
+rc2=0; OUT=$(with_hosts "$ARCA" -c "$T_TMP/wrongname.ini" backup p 2>&1) || rc2=$?
+[ "$rc2" = 2 ] && pass "a host name the certificate lacks: backup exits 2 too" \
+    || fail "a host name the certificate lacks: backup exits 2 too" "rc=$rc2 $OUT"
 
 # ---- virtual-hosted addressing: vhost.s3.test ----
 ini vhost "endpoint = https://s3.test:$S3_TLS_PORT" "bucket = vhost" "path_style = false" "ca_file = $S3_CA"
