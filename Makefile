@@ -23,10 +23,14 @@ CORE_OBJ    := $(patsubst core/%.c,$(BUILD)/core/%.o,$(CORE_SRC))
 CORE_LIBOBJ := $(filter-out $(BUILD)/core/cli.o $(BUILD)/core/cmd_%.o,$(CORE_OBJ))
 
 # Every folder under plugins/ except common/ is one plugin; plugins/common/*.c is
-# linked into each of them. A plugin's extra pkg-config packages: plugins/<n>/pkgs.
+# linked into each of them, except the HTTP helpers (pc_http.c), which go only
+# into plugins whose pkgs name libcurl. A plugin's extra pkg-config packages:
+# plugins/<n>/pkgs.
 PLUGINS     := $(filter-out common,$(notdir $(patsubst %/,%,$(wildcard plugins/*/))))
 PLUGIN_SO   := $(patsubst %,$(BUILD)/plugins/%.so,$(PLUGINS))
-COMMON_SRC  := $(wildcard plugins/common/*.c)
+HTTP_SRC    := plugins/common/pc_http.c
+COMMON_SRC  := $(filter-out $(HTTP_SRC),$(wildcard plugins/common/*.c))
+plugin_src   = $(wildcard plugins/$(1)/*.c) $(COMMON_SRC) $(if $(filter libcurl,$(shell cat plugins/$(1)/pkgs 2>/dev/null)),$(HTTP_SRC))
 
 .PHONY: all check install demo clean unit deps fuzz fuzz-build fuzz-bins
 all: $(BUILD)/arca $(PLUGIN_SO)
@@ -39,11 +43,11 @@ $(BUILD)/arca: $(CORE_OBJ)
 	$(CC) $(SAN) $(LDFLAGS) -o $@ $^ $(CORE_LIBS)
 
 define plugin_rule
-$(BUILD)/plugins/$(1).so: $(wildcard plugins/$(1)/*.c plugins/$(1)/*.h) $(COMMON_SRC) $(wildcard plugins/common/*.h) core/include/arca/plugin.h
+$(BUILD)/plugins/$(1).so: $(wildcard plugins/$(1)/*.c plugins/$(1)/*.h) $(wildcard plugins/common/*.c plugins/common/*.h) core/include/arca/plugin.h
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(ALL_CFLAGS) -fPIC -shared -fvisibility=hidden -Iplugins/common \
 	  $$(if $$(wildcard plugins/$(1)/pkgs),$$(shell $$(PKG_CONFIG) --cflags $$(shell cat plugins/$(1)/pkgs))) \
-	  -o $$@ $(wildcard plugins/$(1)/*.c) $(COMMON_SRC) $$(LDFLAGS) \
+	  -o $$@ $(call plugin_src,$(1)) $$(LDFLAGS) \
 	  $$(if $$(wildcard plugins/$(1)/pkgs),$$(shell $$(PKG_CONFIG) --libs $$(shell cat plugins/$(1)/pkgs))) -lpthread
 endef
 $(foreach p,$(PLUGINS),$(eval $(call plugin_rule,$(p))))

@@ -31,26 +31,12 @@ void s3_response_free(s3_response *rs)
 
 CURL *s3_easy_get(s3_inst *in)
 {
-    CURL *e = NULL;
-    pthread_mutex_lock(&in->idle_lock);
-    if (in->nidle)
-        e = in->idle[--in->nidle];
-    pthread_mutex_unlock(&in->idle_lock);
-    return e ? e : curl_easy_init();
+    return pc_curl_get(&in->pool);
 }
 
 void s3_easy_put(s3_inst *in, CURL *easy)
 {
-    if (!easy)
-        return;
-    pthread_mutex_lock(&in->idle_lock);
-    if (in->nidle < S3_IDLE_MAX) {
-        in->idle[in->nidle++] = easy;
-        easy = NULL;
-    }
-    pthread_mutex_unlock(&in->idle_lock);
-    if (easy)
-        curl_easy_cleanup(easy);
+    pc_curl_put(&in->pool, easy);
 }
 
 char *s3_key_of(const s3_inst *in, const char *name)
@@ -226,27 +212,6 @@ static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, cu
     return 0;
 }
 
-/* Transport failures worth another attempt: the server or network may be fine next time. */
-static int transient_curl(CURLcode c)
-{
-    switch (c) {
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-    case CURLE_WEIRD_SERVER_REPLY:
-        return 1;
-    default:
-        return 0;
-    }
-}
-
 typedef struct hdrs {
     struct curl_slist *list;
     int oom;
@@ -337,7 +302,7 @@ static CURLcode attempt(s3_inst *in, CURL *easy, const s3_request *rq, const cha
     curl_easy_setopt(easy, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(easy, CURLOPT_SHARE, in->share);
+    curl_easy_setopt(easy, CURLOPT_SHARE, in->pool.share);
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, h.list);
     curl_easy_setopt(easy, CURLOPT_USERAGENT, "arca-s3/" "1.0");
     curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -395,39 +360,14 @@ done:
  * curl_easy_strerror: which name a certificate lacks, what the TLS library saw). */
 static void describe_curl(const xfer *x, CURLcode cc, char *out, size_t cap)
 {
-    if (x->curl_err[0])
-        snprintf(out, cap, "%s (%s)", x->curl_err, curl_easy_strerror(cc));
-    else
-        snprintf(out, cap, "%s", curl_easy_strerror(cc));
+    pc_curl_describe(x->curl_err, cc, out, cap);
 }
 
 /* A failure no retry can mend, with a hint that points the right way; NULL
  * for one worth retrying or without a better word. *rc gets its status. */
 static const char *config_failure(const s3_inst *in, const xfer *x, CURLcode cc, int *rc)
 {
-    const char *e = x->curl_err;
-    int https = !strcmp(in->scheme, "https");
-    *rc = ARCA_ECONFIG;
-    if (cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE) {
-        if (strstr(e, "subject name") || strstr(e, "host name"))
-            return "the server's certificate is not issued for this host name: connect by a name it lists "
-                   "(see the certificate's subject alternative names)";
-        if (cc == CURLE_SSL_CACERT_BADFILE)
-            return "ca_file cannot be read as a PEM list of certificates";
-        if (strstr(e, "expired"))
-            return "the server's certificate has expired";
-        return "the server's certificate is not signed by a CA this machine trusts: set ca_file to the CA that "
-               "signed it (verify_tls = false only for a test server)";
-    }
-    if (https && cc == CURLE_SSL_CONNECT_ERROR &&
-        (strstr(e, "wrong version number") || strstr(e, "packet length too long") || strstr(e, "record layer")))
-        return "the endpoint answered in plain HTTP, not TLS: use http:// for this port, or the server's TLS port";
-    if (!https && (cc == CURLE_UNSUPPORTED_PROTOCOL || cc == CURLE_WEIRD_SERVER_REPLY) &&
-        (strstr(e, "HTTP/0.9") || strstr(e, "Unsupported HTTP") || strstr(e, "nsupported")))
-        return "the endpoint did not answer in HTTP (a TLS port?): use https:// for this port";
-    if (cc == CURLE_UNSUPPORTED_PROTOCOL || cc == CURLE_URL_MALFORMAT)
-        return "check the endpoint's scheme and host";
-    return NULL;
+    return pc_curl_hint(!strcmp(in->scheme, "https"), x->curl_err, cc, rc);
 }
 
 /* The outcome of one attempt. */
@@ -458,7 +398,7 @@ static int judge_transport(const s3_inst *in, const s3_request *rq, xfer *x, CUR
     const char *cfg_hint = config_failure(in, x, cc, rc);
     char why[CURL_ERROR_SIZE + 128];
     describe_curl(x, cc, why, sizeof why);
-    if (cfg_hint || !transient_curl(cc)) {
+    if (cfg_hint || !pc_curl_transient(cc)) {
         fmt(err, errlen, "%s: %s%s%s%s", shown, why, cfg_hint ? " (hint: " : "", cfg_hint ? cfg_hint : "",
             cfg_hint ? ")" : "");
         if (!cfg_hint)

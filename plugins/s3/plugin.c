@@ -3,8 +3,6 @@
  * table; the work is in write.c, read.c and catalog.c. */
 #include <ctype.h>
 #include <errno.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,20 +74,6 @@ static int lower_dns_name(const char *b)
         if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '-'))
             return 0;
     return 1;
-}
-
-static void share_lock(CURL *h, curl_lock_data data, curl_lock_access a, void *ud)
-{
-    s3_inst *in = ud;
-    (void)h, (void)a;
-    pthread_mutex_lock(&in->share_lock[data]);
-}
-
-static void share_unlock(CURL *h, curl_lock_data data, void *ud)
-{
-    s3_inst *in = ud;
-    (void)h;
-    pthread_mutex_unlock(&in->share_lock[data]);
 }
 
 static void s3_destroy(void *inst);
@@ -169,29 +153,6 @@ static int check_settings(const arca_host *host, const s3_config *cfg)
         return host->error(host, ARCA_ECONFIG, "object_lock_retain_until is set but object_lock_mode is none");
     if (!cfg->verify_tls)
         host->log(host, ARCA_LOG_WARN, "verify_tls = false: the endpoint's certificate is not checked");
-    return 0;
-}
-
-/* ca_file must be a readable PEM list of at least one certificate: a wrong file
- * is a setup error now, not a TLS failure at the first request. */
-static int check_ca_file(const arca_host *host, const char *path)
-{
-    if (!path || !*path)
-        return 0;
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return host->error(host, ARCA_ECONFIG, "ca_file '%s' cannot be read: %s", path, strerror(errno));
-    int n = 0;
-    X509 *x;
-    while ((x = PEM_read_X509(f, NULL, NULL, NULL))) {
-        X509_free(x);
-        n++;
-    }
-    ERR_clear_error();
-    fclose(f);
-    if (!n)
-        return host->error(host, ARCA_ECONFIG, "ca_file '%s' holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
-                           path);
     return 0;
 }
 
@@ -284,19 +245,6 @@ static int resolve_endpoint(s3_inst *in)
     return 0;
 }
 
-/* One curl share per instance: DNS answers and TLS sessions reused by every handle. */
-static int init_share(s3_inst *in)
-{
-    if (!(in->share = curl_share_init()))
-        return in->host->error(in->host, ARCA_ENOMEM, "out of memory");
-    curl_share_setopt(in->share, CURLSHOPT_LOCKFUNC, share_lock);
-    curl_share_setopt(in->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
-    curl_share_setopt(in->share, CURLSHOPT_USERDATA, in);
-    curl_share_setopt(in->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-    curl_share_setopt(in->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-    return 0;
-}
-
 static int s3_create(const arca_host *host, const void *config, void **out)
 {
     const s3_config *cfg = config;
@@ -305,7 +253,7 @@ static int s3_create(const arca_host *host, const void *config, void **out)
     int rc;
 
     *out = NULL;
-    if ((rc = check_settings(host, cfg)) || (rc = check_ca_file(host, cfg->ca_file)))
+    if ((rc = check_settings(host, cfg)) || (rc = pc_check_ca_file(host, cfg->ca_file)))
         return rc;
     if (!(in = calloc(1, sizeof *in)))
         return host->error(host, ARCA_ENOMEM, "out of memory");
@@ -313,24 +261,16 @@ static int s3_create(const arca_host *host, const void *config, void **out)
     in->cfg = cfg;
     in->part_size = cfg->part_size;
     in->concurrency = (int)cfg->upload_concurrency;
-    pthread_mutex_init(&in->idle_lock, NULL);
-    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-        pthread_mutex_init(&in->share_lock[i], NULL);
     if ((rc = s3_creds_init(in, err, sizeof err))) {
-        pthread_mutex_destroy(&in->idle_lock);
-        for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-            pthread_mutex_destroy(&in->share_lock[i]);
         free(in);
         return host->error(host, rc, "%s", err);
     }
-    if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
+    if ((rc = pc_curl_pool_init(&in->pool))) {
         s3_destroy(in);
-        return host->error(host, ARCA_EFAIL, "cannot initialise libcurl");
+        return host->error(host, rc, "cannot initialise libcurl");
     }
-    in->curl_ready = 1;
     if ((rc = resolve_region(in)) || (rc = resolve_endpoint(in)) ||
-        (cfg->object_lock_mode != S3_LOCK_NONE && (rc = parse_retain(host, in, cfg->object_lock_retain_until))) ||
-        (rc = init_share(in))) {
+        (cfg->object_lock_mode != S3_LOCK_NONE && (rc = parse_retain(host, in, cfg->object_lock_retain_until)))) {
         s3_destroy(in);
         return rc;
     }
@@ -343,16 +283,8 @@ static void s3_destroy(void *inst)
     s3_inst *in = inst;
     if (!in)
         return;
-    for (int i = 0; i < in->nidle; i++)
-        curl_easy_cleanup(in->idle[i]);
-    if (in->share)
-        curl_share_cleanup(in->share);
-    if (in->curl_ready)
-        curl_global_cleanup();
+    pc_curl_pool_destroy(&in->pool);
     s3_creds_destroy(in);
-    pthread_mutex_destroy(&in->idle_lock);
-    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-        pthread_mutex_destroy(&in->share_lock[i]);
     free(in->scheme);
     free(in->endpoint);
     free(in->authority);

@@ -15,6 +15,7 @@
 
 #include <arca/plugin.h>
 
+#include "pc_http.h"
 #include "s3util.h"
 
 enum { S3_PATH_AUTO = 0, S3_PATH_ON = 1, S3_PATH_OFF = 2 };
@@ -66,8 +67,6 @@ typedef struct s3_cred_chain {
     char imds_role[256]; /* remembered once found */
 } s3_cred_chain;
 
-#define S3_IDLE_MAX 16
-
 typedef struct s3_inst {
     const arca_host *host;
     const s3_config *cfg;
@@ -82,15 +81,9 @@ typedef struct s3_inst {
     int64_t retain_days; /* > 0: retain_until is computed per upload */
     uint64_t part_size;
     int concurrency;
-    int curl_ready; /* curl_global_init succeeded: destroy balances it */
     s3_cred_chain creds;
-
-    /* idle curl handles, kept so that connections are reused across calls */
-    pthread_mutex_t idle_lock;
-    CURL *idle[S3_IDLE_MAX];
-    int nidle;
-    CURLSH *share; /* DNS cache and TLS sessions shared by every handle */
-    pthread_mutex_t share_lock[CURL_LOCK_DATA_LAST];
+    /* idle curl handles (connections reused across calls) and their share */
+    pc_curl_pool pool;
 } s3_inst;
 
 /* ---- client.c: one S3 request, signed, with retries ---------------------- */
