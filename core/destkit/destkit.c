@@ -543,6 +543,33 @@ static void ck_invisible_until_commit(dk_ctx *c)
     DK_REQUIRE(c, n == 200000 && !memcmp(back, data, n), "get after the commit read %zu bytes, or other bytes", n);
 }
 
+/* A write-once store: the second commit of a name is refused, the first object stays. */
+static void ck_commit_write_once(dk_ctx *c, const char *name, const unsigned char *v1, const unsigned char *v2)
+{
+    unsigned char *back;
+    size_t n;
+    void *put;
+    dk_listing l = {0};
+    int rc;
+    DK_REQUIRE(c, (rc = dk_put_open(c, name, &put)) == ARCA_OK, "put_open of the second version: %d", rc);
+    DK_REQUIRE(c, (rc = dk_put_write(c, put, v2, 1234, NULL)) == ARCA_OK, "put_write: %d", rc);
+    rc = dk_put_commit(c, put, name);
+    const char *msg = dk_handle_msg_of(&c->host, put);
+    DK_REQUIRE(c, rc == ARCA_EEXIST, "a write-once store's second commit of '%s' gave %d, not ARCA_EEXIST", name, rc);
+    DK_REQUIRE(c, msg && strstr(msg, name), "the refused commit's message does not name the object: '%s'",
+               msg ? msg : "(none on its handle)");
+    DK_REQUIRE(c, (rc = dk_fetch(c, name, 0, 0, &back, &n)) == ARCA_OK, "get after the refused commit: %d", rc);
+    DK_REQUIRE(c, n == 70000 && !memcmp(back, v1, n), "after the refused commit get read %zu bytes, not the first "
+               "version's 70000", n);
+    DK_REQUIRE(c, (rc = dk_list(c, c->scope, &l)) == ARCA_OK, "list: %d", rc);
+    DK_REQUIRE(c, l.n == 1 && l.sizes[0] == 70000, "list shows %d object(s), first of %llu bytes: want one of 70000",
+               l.n, (unsigned long long)l.sizes[0]);
+    l.contains = name;
+    DK_REQUIRE(c, (rc = dk_list(c, "", &l)) == ARCA_OK, "list of everything: %d", rc);
+    DK_REQUIRE(c, l.containing == 1 && l.dotted == 0, "after the refused commit the full listing has %d name(s) "
+               "containing '%s' and %d starting with '.'", l.containing, name, l.dotted);
+}
+
 static void ck_commit_replaces(dk_ctx *c)
 {
     char name[256];
@@ -555,6 +582,10 @@ static void ck_commit_replaces(dk_ctx *c)
     dk_name(c, name, sizeof name, "same.manifest.json");
     DK_REQUIRE(c, v1 && v2, "out of memory");
     DK_REQUIRE(c, (rc = dk_store(c, name, v1, 70000)) == ARCA_OK, "storing the first version: %d", rc);
+    if (c->o && ARCA_HAS(arca_destkit_opts, c->o, write_once) && c->o->write_once) {
+        ck_commit_write_once(c, name, v1, v2);
+        return;
+    }
     DK_REQUIRE(c, (rc = dk_put_open(c, name, &put)) == ARCA_OK, "put_open of the second version: %d", rc);
     DK_REQUIRE(c, (rc = dk_put_write(c, put, v2, 1234, NULL)) == ARCA_OK, "put_write: %d", rc);
     /* until the commit, readers see the old object whole */
@@ -944,7 +975,8 @@ static const struct dk_check {
 } dk_checks[] = {
     {"descriptor: a destination with the nine required operations", "descriptor", NEED_NOTHING, ck_descriptor},
     {"put is invisible to list and get until commit", "invisible", NEED_NOTHING, ck_invisible_until_commit},
-    {"commit replaces an older object atomically", "replace", NEED_NOTHING, ck_commit_replaces},
+    {"commit replaces an older object atomically (a write-once store refuses it, keeping the old one whole)",
+     "replace", NEED_NOTHING, ck_commit_replaces},
     {"abort leaves nothing visible and no temporary in list", "abort", NEED_NOTHING, ck_abort},
     {"an empty object round-trips", "empty", NEED_NOTHING, ck_empty},
     {"a multi-MiB object written in odd-sized writes reads back byte-identical", "big", NEED_NOTHING, ck_big},

@@ -36,9 +36,15 @@ typedef struct arca_destkit_opts {
      * 0: 64 KiB. */
     uint64_t break_after;
     int verbose;          /* the plugin's log lines as "# log: ..." on `out` */
+    /* A write-once store (GCS with ifGenerationMatch=0, a bucket with
+     * retention): a commit never replaces an object. The replace check then
+     * pins that a second put of a stored name fails at commit with
+     * ARCA_EEXIST naming it on its handle, the first object stays whole and
+     * listed once, and no temporary is left. Later field: check the size. */
+    int write_once;
 } arca_destkit_opts;
 
-#define ARCA_DESTKIT_OPTS_INIT {sizeof(arca_destkit_opts), NULL, NULL, 0, NULL, NULL, 0, 0}
+#define ARCA_DESTKIT_OPTS_INIT {sizeof(arca_destkit_opts), NULL, NULL, 0, NULL, NULL, 0, 0, 0}
 
 /* Results of one check. */
 enum { ARCA_DESTKIT_PASS = 0, ARCA_DESTKIT_FAIL = 1, ARCA_DESTKIT_SKIP = 2 };
