@@ -99,6 +99,7 @@ int pc_curl_transient(CURLcode c)
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
     case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_SEND_FAIL_REWIND: /* a reset while sending: the next attempt sends from the start */
         return 1;
     default:
         return 0;

@@ -131,6 +131,17 @@ static size_t on_read(char *dst, size_t size, size_t nmemb, void *ud)
     return want;
 }
 
+/* curl rewinds the body when it must send it again on a new connection (a
+ * reset of a reused one): from the start of this attempt's body. */
+static int on_seek(void *ud, curl_off_t offset, int origin)
+{
+    xfer *x = ud;
+    if (origin != SEEK_SET || offset < 0 || (size_t)offset > x->rq->body_len)
+        return CURL_SEEKFUNC_CANTSEEK;
+    x->upos = (size_t)offset;
+    return CURL_SEEKFUNC_OK;
+}
+
 static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
 {
     xfer *x = ud;
@@ -277,6 +288,8 @@ static void set_options(gcs_inst *in, CURL *e, const gcs_request *rq, xfer *x, s
         curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
         curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
         curl_easy_setopt(e, CURLOPT_READDATA, x);
+        curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
+        curl_easy_setopt(e, CURLOPT_SEEKDATA, x);
         curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)rq->body_len);
         if (strcmp(rq->method, "PUT"))
             curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, rq->method);

@@ -23,6 +23,8 @@ always). Actions on a session chunk:
     reset     read half the chunk, persist what was read (256 KiB aligned), reset the connection
     401       answer 401 authError without forwarding (a token that expired mid-upload)
     gone      answer 410 (the session was terminated)
+On any request:
+    delay     wait ARG seconds, then go on as without a rule (slow uploads, for token refresh tests)
 On other requests:
     503       answer 503 backendError without forwarding
     reset     read the head and half the body, reset the connection
@@ -327,6 +329,9 @@ class Handler(socketserver.StreamRequestHandler):
                     answer(self.wfile, 401, "Unauthorized", gcs_error(401, "authError", "Invalid Credentials"))
                     continue
                 rule = next((r for r in RULES if r.take(method, target)), None)
+                if rule and rule.action == "delay":
+                    time.sleep(rule.arg)
+                    rule = None
                 is_session = "upload_id=" in target and method in ("PUT", "POST", "DELETE")
                 ok = self.session(head, method, target, rule) if is_session else self.other(head, method, target, rule)
                 if not ok:
