@@ -122,13 +122,28 @@ typedef struct xfer {
 static size_t on_read(char *dst, size_t size, size_t nmemb, void *ud)
 {
     xfer *x = ud;
-    size_t want = size * nmemb, left = x->rq->body_len - x->upos;
+    const gcs_request *rq = x->rq;
+    size_t want = size * nmemb, left = rq->body_len - x->upos, done = 0;
     if (want > left)
         want = left;
-    if (want)
-        memcpy(dst, (const char *)x->rq->body + x->upos, want);
-    x->upos += want;
-    return want;
+    if (!rq->pieces) {
+        if (want)
+            memcpy(dst, (const char *)rq->body + x->upos, want);
+        x->upos += want;
+        return want;
+    }
+    /* the pieces as one body: find the one holding upos, copy across the next ones */
+    size_t at = 0;
+    for (size_t i = 0; i < rq->npieces && done < want; at += rq->pieces[i++].n) {
+        const gcs_piece *pc = &rq->pieces[i];
+        if (x->upos + done >= at + pc->n)
+            continue;
+        size_t off = x->upos + done - at, k = pc->n - off < want - done ? pc->n - off : want - done;
+        memcpy(dst + done, (const char *)pc->p + off, k);
+        done += k;
+    }
+    x->upos += done;
+    return done;
 }
 
 /* curl rewinds the body when it must send it again on a new connection (a

@@ -92,6 +92,13 @@ typedef struct gcs_kv {
     const char *value;
 } gcs_kv;
 
+/* A piece of a request body sent without copying it (multipart/related: the
+ * metadata part, the object's bytes, the closing boundary). */
+typedef struct gcs_piece {
+    const void *p;
+    size_t n;
+} gcs_piece;
+
 typedef struct gcs_request {
     const char *method;
     const char *url;           /* absolute: gcs_url() builds it */
@@ -99,6 +106,8 @@ typedef struct gcs_request {
     size_t nheaders;
     const void *body;
     size_t body_len;
+    const gcs_piece *pieces; /* instead of body: sent in order (body_len is their sum) */
+    size_t npieces;
     /* 2xx bodies go to sink when set (reset before each retry), else kept */
     size_t (*sink)(void *ud, const char *p, size_t n);
     void (*reset)(void *ud);

@@ -99,7 +99,7 @@ int put_single(gcs_put *p, CURL *easy, const char *objname, const void *data, si
                json_t **out, char *err, size_t errlen)
 {
     gcs_inst *in = p->in;
-    char crc[9], md5[25], boundary[40], *mtext = NULL, *url = NULL, *q = NULL, *body = NULL, ctype[80];
+    char crc[9], md5[25], boundary[40], *mtext = NULL, *url = NULL, *q = NULL, *head = NULL, tail[64], ctype[80];
     unsigned char dig[16];
     unsigned int dlen = 0;
     int rc = ARCA_ENOMEM;
@@ -114,16 +114,17 @@ int put_single(gcs_put *p, CURL *easy, const char *objname, const void *data, si
     mtext = json_dumps(meta, JSON_COMPACT);
     q = put_query(p, "uploadType=multipart");
     url = q ? gcs_upload_url(in, q) : NULL;
-    size_t head = mtext ? strlen(mtext) + 3 * strlen(boundary) + 200 : 0, n = head + len;
-    if (mtext && url && (body = malloc(n))) {
-        int k = snprintf(body, head, "--%s\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n%s\r\n--%s\r\n"
+    size_t hn = mtext ? strlen(mtext) + 2 * strlen(boundary) + 200 : 0;
+    if (mtext && url && (head = malloc(hn))) {
+        /* the object's bytes are sent from the chunk itself, between the two small pieces */
+        int k = snprintf(head, hn, "--%s\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n%s\r\n--%s\r\n"
                          "Content-Type: %s\r\n\r\n", boundary, mtext, boundary, p->content_type);
-        memcpy(body + k, data, len);
-        int t = snprintf(body + k + len, n - (size_t)k - len, "\r\n--%s--\r\n", boundary);
+        int t = snprintf(tail, sizeof tail, "\r\n--%s--\r\n", boundary);
+        gcs_piece pieces[3] = {{head, (size_t)k}, {data, len}, {tail, (size_t)t}};
         char what[1200];
         snprintf(what, sizeof what, "bucket '%s' object '%.1000s'", in->cfg->bucket, objname);
         gcs_kv hd[1] = {{"Content-Type", ctype}};
-        gcs_request rq = {.method = "POST", .url = url, .headers = hd, .nheaders = 1, .body = body,
+        gcs_request rq = {.method = "POST", .url = url, .headers = hd, .nheaders = 1, .pieces = pieces, .npieces = 3,
                           .body_len = (size_t)k + len + (size_t)t, .what = what};
         gcs_response rs;
         rc = gcs_do(in, easy, &rq, &rs, err, errlen);
@@ -135,7 +136,7 @@ int put_single(gcs_put *p, CURL *easy, const char *objname, const void *data, si
     }
     if (rc == ARCA_ENOMEM && !err[0])
         snprintf(err, errlen, "out of memory");
-    free(body);
+    free(head);
     free(mtext);
     free(url);
     free(q);
