@@ -23,12 +23,12 @@ CORE_OBJ    := $(patsubst core/%.c,$(BUILD)/core/%.o,$(CORE_SRC))
 CORE_LIBOBJ := $(filter-out $(BUILD)/core/cli.o $(BUILD)/core/cmd_%.o,$(CORE_OBJ))
 
 # Every folder under plugins/ except common/ is one plugin; plugins/common/*.c is
-# linked into each of them, except the HTTP helpers (pc_http.c), which go only
+# linked into each of them, except the HTTP helpers (pc_http.c, pc_ranges.c), which go only
 # into plugins whose pkgs name libcurl. A plugin's extra pkg-config packages:
 # plugins/<n>/pkgs.
 PLUGINS     := $(filter-out common,$(notdir $(patsubst %/,%,$(wildcard plugins/*/))))
 PLUGIN_SO   := $(patsubst %,$(BUILD)/plugins/%.so,$(PLUGINS))
-HTTP_SRC    := plugins/common/pc_http.c
+HTTP_SRC    := plugins/common/pc_http.c plugins/common/pc_ranges.c
 COMMON_SRC  := $(filter-out $(HTTP_SRC),$(wildcard plugins/common/*.c))
 plugin_src   = $(wildcard plugins/$(1)/*.c) $(COMMON_SRC) $(if $(filter libcurl,$(shell cat plugins/$(1)/pkgs 2>/dev/null)),$(HTTP_SRC))
 

@@ -10,53 +10,22 @@
 
 #include "gcs.h"
 #include "pc_error.h"
-
-typedef struct gcs_slot {
-    char *buf;
-    size_t len, want;
-    uint64_t index;
-    int state; /* 0 free, 1 being fetched, 2 ready */
-} gcs_slot;
+#include "pc_ranges.h"
 
 typedef struct gcs_get {
     gcs_inst *in;
     char *name, *key;
+    pthread_mutex_t mu; /* generation */
     char generation[32];
-    uint64_t start, end, chunk, nchunks, cidx, next_idx;
-    size_t cpos;
-    gcs_slot *slots;
-    int nslots;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int failed, fail_code, stop;
-    char err[1400];
-    pthread_t threads[64];
-    int nthreads;
+    uint64_t start, end;
+    pc_ranges *ranges;
 } gcs_get;
 
-typedef struct range_sink {
-    gcs_slot *slot;
-} range_sink;
-
-static size_t sink_range(void *ud, const char *p, size_t n)
+/* pc_ranges_fetch: one ranged GET, pinned to the generation once it is known */
+static int fetch_range(void *ud, CURL *easy, uint64_t off, pc_range_buf *slot, char *err, size_t errlen)
 {
-    gcs_slot *s = ((range_sink *)ud)->slot;
-    if (s->len + n > s->want)
-        return 0;
-    memcpy(s->buf + s->len, p, n);
-    s->len += n;
-    return n;
-}
-
-static void sink_reset(void *ud)
-{
-    ((range_sink *)ud)->slot->len = 0;
-}
-
-static int fetch_range(gcs_get *g, CURL *easy, gcs_slot *slot, uint64_t off, char *err, size_t errlen)
-{
+    gcs_get *g = ud;
     char range[64], gen[32], q[96], what[1200];
-    range_sink sk = {slot};
     gcs_response rs;
 
     snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)off,
@@ -72,8 +41,8 @@ static int fetch_range(gcs_get *g, CURL *easy, gcs_slot *slot, uint64_t off, cha
     }
     snprintf(what, sizeof what, "bucket '%s' object '%.1000s' (%s)", g->in->cfg->bucket, g->key, range);
     gcs_kv hd[1] = {{"Range", range}};
-    gcs_request rq = {.method = "GET", .url = url, .headers = hd, .nheaders = 1, .sink = sink_range,
-                      .reset = sink_reset, .ud = &sk, .expect = slot->want, .what = what};
+    gcs_request rq = {.method = "GET", .url = url, .headers = hd, .nheaders = 1, .sink = pc_range_buf_add,
+                      .reset = pc_range_buf_reset, .ud = slot, .expect = slot->want, .what = what};
     int rc = gcs_do(g->in, easy, &rq, &rs, err, errlen);
     free(url);
     if (rc && rs.status == 416) {
@@ -107,64 +76,12 @@ static int fetch_range(gcs_get *g, CURL *easy, gcs_slot *slot, uint64_t off, cha
     return rc;
 }
 
-static void *get_worker(void *arg)
-{
-    gcs_get *g = arg;
-    CURL *easy = pc_curl_get(&g->in->pool);
-    char err[1400];
-
-    pthread_mutex_lock(&g->mu);
-    if (!easy && !g->failed) {
-        g->failed = 1;
-        g->fail_code = ARCA_ENOMEM;
-        snprintf(g->err, sizeof g->err, "cannot create a curl handle");
-    }
-    for (;;) {
-        while (!g->stop && !g->failed && g->next_idx < g->nchunks && g->next_idx >= g->cidx + (uint64_t)g->nslots)
-            pthread_cond_wait(&g->cv, &g->mu);
-        if (g->stop || g->failed || g->next_idx >= g->nchunks)
-            break;
-        uint64_t idx = g->next_idx++;
-        gcs_slot *slot = &g->slots[idx % (uint64_t)g->nslots];
-        uint64_t off = g->start + idx * g->chunk;
-        slot->state = 1;
-        slot->index = idx;
-        slot->len = 0;
-        slot->want = (size_t)((g->end - off) < g->chunk ? g->end - off : g->chunk);
-        pthread_mutex_unlock(&g->mu);
-
-        int rc = fetch_range(g, easy, slot, off, err, sizeof err);
-
-        pthread_mutex_lock(&g->mu);
-        if (rc && !g->failed) {
-            g->failed = 1;
-            g->fail_code = rc;
-            snprintf(g->err, sizeof g->err, "%s", err);
-        } else if (!rc) {
-            slot->state = 2;
-        }
-        pthread_cond_broadcast(&g->cv);
-    }
-    pthread_mutex_unlock(&g->mu);
-    pc_curl_put(&g->in->pool, easy);
-    return NULL;
-}
-
 static void get_free(gcs_get *g)
 {
     if (!g)
         return;
-    pthread_mutex_lock(&g->mu);
-    g->stop = 1;
-    pthread_cond_broadcast(&g->cv);
-    pthread_mutex_unlock(&g->mu);
-    for (int i = 0; i < g->nthreads; i++)
-        pthread_join(g->threads[i], NULL);
-    for (int i = 0; g->slots && i < g->nslots; i++)
-        free(g->slots[i].buf);
-    free(g->slots);
+    pc_ranges_free(g->ranges); /* joins its threads, which use g */
     pthread_mutex_destroy(&g->mu);
-    pthread_cond_destroy(&g->cv);
     free(g->name);
     free(g->key);
     free(g);
@@ -189,26 +106,6 @@ static int look(gcs_get *g, uint64_t *size)
     return 0;
 }
 
-static int start_workers(gcs_get *g)
-{
-    g->nslots = g->in->concurrency;
-    if ((uint64_t)g->nslots > g->nchunks)
-        g->nslots = (int)(g->nchunks ? g->nchunks : 1);
-    if (!(g->slots = calloc((size_t)g->nslots, sizeof *g->slots)))
-        return ARCA_ENOMEM;
-    for (int i = 0; i < g->nslots; i++) {
-        size_t want = (size_t)((g->end - g->start) < g->chunk ? g->end - g->start : g->chunk);
-        if (!(g->slots[i].buf = malloc(want ? want : 1)))
-            return ARCA_ENOMEM;
-    }
-    for (int i = 0; i < g->nslots && g->nchunks; i++) {
-        if (pthread_create(&g->threads[i], NULL, get_worker, g))
-            break;
-        g->nthreads++;
-    }
-    return g->nchunks && !g->nthreads ? ARCA_EFAIL : 0;
-}
-
 int gcs_get_open(void *inst, const char *name, uint64_t offset, uint64_t length, void **out)
 {
     gcs_inst *in = inst;
@@ -225,7 +122,6 @@ int gcs_get_open(void *inst, const char *name, uint64_t offset, uint64_t length,
     if (!(g = calloc(1, sizeof *g)))
         return h->error(h, ARCA_ENOMEM, "out of memory");
     pthread_mutex_init(&g->mu, NULL);
-    pthread_cond_init(&g->cv, NULL);
     g->in = in;
     g->name = strdup(name);
     g->key = gcs_key_of(in, name);
@@ -248,9 +144,7 @@ int gcs_get_open(void *inst, const char *name, uint64_t offset, uint64_t length,
     }
     g->start = offset;
     g->end = length ? offset + length : size;
-    g->chunk = in->chunk;
-    g->nchunks = (g->end - g->start + g->chunk - 1) / g->chunk;
-    if ((rc = start_workers(g))) {
+    if ((rc = pc_ranges_start(&in->pool, g->start, g->end, in->chunk, in->concurrency, fetch_range, g, &g->ranges))) {
         get_free(g);
         return h->error(h, rc, rc == ARCA_ENOMEM ? "out of memory" : "cannot start download threads");
     }
@@ -261,33 +155,9 @@ int gcs_get_open(void *inst, const char *name, uint64_t offset, uint64_t length,
 int gcs_get_read(void *get, void *buf, size_t cap, size_t *got)
 {
     gcs_get *g = get;
-    *got = 0;
-    if (g->cidx >= g->nchunks || !cap)
-        return 0;
-    gcs_slot *slot = &g->slots[g->cidx % (uint64_t)g->nslots];
-    pthread_mutex_lock(&g->mu);
-    while (!g->failed && !(slot->state == 2 && slot->index == g->cidx))
-        pthread_cond_wait(&g->cv, &g->mu);
-    if (g->failed) {
-        pthread_mutex_unlock(&g->mu);
-        return pc_handle_error(g->in->host, g, g->fail_code, "cannot read '%s': %s", g->name, g->err);
-    }
-    pthread_mutex_unlock(&g->mu);
-    size_t n = slot->len - g->cpos;
-    if (n > cap)
-        n = cap;
-    memcpy(buf, slot->buf + g->cpos, n);
-    g->cpos += n;
-    *got = n;
-    if (g->cpos == slot->len) {
-        pthread_mutex_lock(&g->mu);
-        slot->state = 0;
-        g->cidx++;
-        g->cpos = 0;
-        pthread_cond_broadcast(&g->cv);
-        pthread_mutex_unlock(&g->mu);
-    }
-    return 0;
+    char err[1400];
+    int rc = pc_ranges_read(g->ranges, buf, cap, got, err, sizeof err);
+    return rc ? pc_handle_error(g->in->host, g, rc, "cannot read '%s': %s", g->name, err) : 0;
 }
 
 void gcs_get_close(void *get)

@@ -9,63 +9,26 @@
 #include <string.h>
 
 #include "pc_error.h"
+#include "pc_ranges.h"
 #include "s3.h"
-
-typedef struct s3_slot {
-    char *buf;
-    size_t len, want;
-    uint64_t index;
-    int state; /* 0 free, 1 being fetched, 2 ready */
-} s3_slot;
 
 typedef struct s3_get {
     s3_inst *in;
     char *name, *key;
+    pthread_mutex_t mu; /* etag */
     char etag[160];
-    uint64_t start, end, chunk, nchunks;
-    uint64_t cidx; /* the range the reader is in */
-    size_t cpos;
-    uint64_t next_idx; /* the next range a worker takes */
-    s3_slot *slots;
-    int nslots;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int failed, fail_code, stop;
-    char err[1200];
-    pthread_t threads[64];
-    int nthreads;
+    uint64_t start, end;
+    pc_ranges *ranges;
 } s3_get;
 
-typedef struct range_sink {
-    s3_slot *slot;
-    int too_much;
-} range_sink;
-
-static size_t sink_range(void *ud, const char *p, size_t n)
+/* pc_ranges_fetch: one ranged GET, pinned to the ETag once it is known */
+static int fetch_range(void *ud, CURL *easy, uint64_t off, pc_range_buf *slot, char *err, size_t errlen)
 {
-    range_sink *rs = ud;
-    s3_slot *s = rs->slot;
-    if (s->len + n > s->want) {
-        rs->too_much = 1;
-        return 0;
-    }
-    memcpy(s->buf + s->len, p, n);
-    s->len += n;
-    return n;
-}
-
-static void sink_reset(void *ud)
-{
-    ((range_sink *)ud)->slot->len = 0;
-}
-
-static int fetch_range(s3_get *g, CURL *easy, s3_slot *slot, uint64_t off, char *err, size_t errlen)
-{
+    s3_get *g = ud;
     char range[64], etag[160];
     s3_kv hd[2];
     size_t nh = 0;
     s3_response rs;
-    range_sink sk = {slot, 0};
     int rc;
 
     snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)off,
@@ -76,7 +39,7 @@ static int fetch_range(s3_get *g, CURL *easy, s3_slot *slot, uint64_t off, char 
     hd[nh++] = (s3_kv){"if-match", etag};
     hd[nh++] = (s3_kv){"range", range};
     s3_request rq = {.method = "GET", .key = g->key, .headers = hd, .nheaders = etag[0] ? 2 : 1,
-                     .sink = sink_range, .reset = sink_reset, .ud = &sk, .expect = slot->want};
+                     .sink = pc_range_buf_add, .reset = pc_range_buf_reset, .ud = slot, .expect = slot->want};
     if (!etag[0])
         hd[0] = hd[1];
     rc = s3_do(g->in, easy, &rq, &rs, err, errlen);
@@ -113,70 +76,12 @@ static int fetch_range(s3_get *g, CURL *easy, s3_slot *slot, uint64_t off, char 
     return rc;
 }
 
-static void *get_worker(void *arg)
-{
-    s3_get *g = arg;
-    CURL *easy = s3_easy_get(g->in);
-    char err[1200];
-
-    pthread_mutex_lock(&g->mu);
-    if (!easy && !g->failed) {
-        g->failed = 1;
-        g->fail_code = ARCA_ENOMEM;
-        snprintf(g->err, sizeof g->err, "cannot create a curl handle");
-    }
-    for (;;) {
-        while (!g->stop && !g->failed && g->next_idx < g->nchunks && g->next_idx >= g->cidx + (uint64_t)g->nslots)
-            pthread_cond_wait(&g->cv, &g->mu);
-        if (g->stop || g->failed || g->next_idx >= g->nchunks)
-            break;
-        uint64_t idx = g->next_idx++;
-        s3_slot *slot = &g->slots[idx % (uint64_t)g->nslots];
-        uint64_t off = g->start + idx * g->chunk;
-        slot->state = 1;
-        slot->index = idx;
-        slot->len = 0;
-        slot->want = (size_t)((g->end - off) < g->chunk ? g->end - off : g->chunk);
-        pthread_mutex_unlock(&g->mu);
-
-        int rc = slot->buf ? 0 : ARCA_ENOMEM;
-        if (rc)
-            snprintf(err, sizeof err, "out of memory");
-        else
-            rc = fetch_range(g, easy, slot, off, err, sizeof err);
-
-        pthread_mutex_lock(&g->mu);
-        if (rc) {
-            if (!g->failed) {
-                g->failed = 1;
-                g->fail_code = rc;
-                snprintf(g->err, sizeof g->err, "%s", err);
-            }
-        } else {
-            slot->state = 2;
-        }
-        pthread_cond_broadcast(&g->cv);
-    }
-    pthread_mutex_unlock(&g->mu);
-    s3_easy_put(g->in, easy);
-    return NULL;
-}
-
 static void get_free(s3_get *g)
 {
     if (!g)
         return;
-    pthread_mutex_lock(&g->mu);
-    g->stop = 1;
-    pthread_cond_broadcast(&g->cv);
-    pthread_mutex_unlock(&g->mu);
-    for (int i = 0; i < g->nthreads; i++)
-        pthread_join(g->threads[i], NULL);
-    for (int i = 0; g->slots && i < g->nslots; i++)
-        free(g->slots[i].buf);
-    free(g->slots);
+    pc_ranges_free(g->ranges); /* joins its threads, which use g */
     pthread_mutex_destroy(&g->mu);
-    pthread_cond_destroy(&g->cv);
     free(g->name);
     free(g->key);
     free(g);
@@ -199,7 +104,6 @@ int s3_get_open(void *inst, const char *name, uint64_t offset, uint64_t length, 
     if (!(g = calloc(1, sizeof *g)))
         return h->error(h, ARCA_ENOMEM, "out of memory");
     pthread_mutex_init(&g->mu, NULL);
-    pthread_cond_init(&g->cv, NULL);
     g->in = in;
     g->name = strdup(name);
     g->key = s3_key_of(in, name);
@@ -231,30 +135,10 @@ int s3_get_open(void *inst, const char *name, uint64_t offset, uint64_t length, 
     }
     g->start = offset;
     g->end = length ? offset + length : size;
-    g->chunk = in->part_size;
-    g->nchunks = (g->end - g->start + g->chunk - 1) / g->chunk;
-    g->nslots = in->concurrency;
-    if ((uint64_t)g->nslots > g->nchunks)
-        g->nslots = (int)(g->nchunks ? g->nchunks : 1);
-    if (!(g->slots = calloc((size_t)g->nslots, sizeof *g->slots))) {
+    rc = pc_ranges_start(&in->pool, g->start, g->end, in->part_size, in->concurrency, fetch_range, g, &g->ranges);
+    if (rc) {
         get_free(g);
-        return h->error(h, ARCA_ENOMEM, "out of memory");
-    }
-    for (int i = 0; i < g->nslots; i++) {
-        size_t want = (size_t)((g->end - g->start) < g->chunk ? g->end - g->start : g->chunk);
-        if (!(g->slots[i].buf = malloc(want ? want : 1))) {
-            get_free(g);
-            return h->error(h, ARCA_ENOMEM, "out of memory");
-        }
-    }
-    for (int i = 0; i < g->nslots && g->nchunks; i++) {
-        if (pthread_create(&g->threads[i], NULL, get_worker, g))
-            break;
-        g->nthreads++;
-    }
-    if (g->nchunks && !g->nthreads) {
-        get_free(g);
-        return h->error(h, ARCA_EFAIL, "cannot start download threads");
+        return h->error(h, rc, rc == ARCA_ENOMEM ? "out of memory" : "cannot start download threads");
     }
     *out = g;
     return 0;
@@ -263,37 +147,10 @@ int s3_get_open(void *inst, const char *name, uint64_t offset, uint64_t length, 
 int s3_get_read(void *get, void *buf, size_t cap, size_t *got)
 {
     s3_get *g = get;
-    s3_slot *slot;
-    size_t n;
-
-    *got = 0;
-    if (g->cidx >= g->nchunks || !cap)
-        return 0;
-    slot = &g->slots[g->cidx % (uint64_t)g->nslots];
-    pthread_mutex_lock(&g->mu);
-    while (!g->failed && !(slot->state == 2 && slot->index == g->cidx))
-        pthread_cond_wait(&g->cv, &g->mu);
-    if (g->failed) {
-        pthread_mutex_unlock(&g->mu);
-        /* a download worker's failure, on the handle it belongs to */
-        return pc_handle_error(g->in->host, g, g->fail_code, "cannot read '%s': %s", g->name, g->err);
-    }
-    pthread_mutex_unlock(&g->mu);
-    n = slot->len - g->cpos;
-    if (n > cap)
-        n = cap;
-    memcpy(buf, slot->buf + g->cpos, n);
-    g->cpos += n;
-    *got = n;
-    if (g->cpos == slot->len) {
-        pthread_mutex_lock(&g->mu);
-        slot->state = 0;
-        g->cidx++;
-        g->cpos = 0;
-        pthread_cond_broadcast(&g->cv);
-        pthread_mutex_unlock(&g->mu);
-    }
-    return 0;
+    char err[1400];
+    int rc = pc_ranges_read(g->ranges, buf, cap, got, err, sizeof err);
+    /* a download worker's failure, on the handle it belongs to */
+    return rc ? pc_handle_error(g->in->host, g, rc, "cannot read '%s': %s", g->name, err) : 0;
 }
 
 void s3_get_close(void *get)
