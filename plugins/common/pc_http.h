@@ -35,6 +35,13 @@ CURL *pc_curl_get(pc_curl_pool *p);
 /* Back to the pool (or cleaned up when the pool is full); NULL is fine. */
 void pc_curl_put(pc_curl_pool *p, CURL *easy);
 
+/* What every request to an object store sets alike on a (reset) handle:
+ * HTTP/1.1, no signals, the pool's share, TCP keep-alive, curl's error
+ * buffer (errbuf: CURL_ERROR_SIZE bytes, emptied here), 512 KiB / 1 MiB
+ * buffers, TLS verification (off only when verify_tls is 0) with ca_file
+ * when given, http and https only, no redirects. */
+void pc_curl_common(CURL *easy, pc_curl_pool *p, char *errbuf, int verify_tls, const char *ca_file);
+
 /* Transport failures worth another attempt: the server or network may be fine next time. */
 int pc_curl_transient(CURLcode c);
 /* "ERRBUF (curl_easy_strerror)" or the latter alone. */

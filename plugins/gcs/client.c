@@ -268,12 +268,9 @@ static void set_options(gcs_inst *in, CURL *e, const gcs_request *rq, xfer *x, s
     const gcs_config *cfg = in->cfg;
     curl_easy_reset(e);
     curl_easy_setopt(e, CURLOPT_URL, rq->url);
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_SHARE, in->pool.share);
+    pc_curl_common(e, &in->pool, x->curl_err, cfg->verify_tls, cfg->ca_file);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, hl);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "arca-gcs/1.0");
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     if (rq->quick) { /* the metadata server: off GCE nothing answers, and that must show soon */
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 5000L);
@@ -282,16 +279,6 @@ static void set_options(gcs_inst *in, CURL *e, const gcs_request *rq, xfer *x, s
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
                          (long)((2 * (uint64_t)cfg->timeout + (rq->body_len + rq->expect) / GCS_FLOOR_RATE) * 1000));
     }
-    x->curl_err[0] = 0;
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->curl_err);
-    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 512L * 1024);
-    curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 1024L * 1024);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, cfg->verify_tls ? 1L : 0L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, cfg->verify_tls ? 2L : 0L);
-    if (cfg->ca_file && *cfg->ca_file)
-        curl_easy_setopt(e, CURLOPT_CAINFO, cfg->ca_file);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);

@@ -300,25 +300,12 @@ static CURLcode attempt(s3_inst *in, CURL *easy, const s3_request *rq, const cha
     curl_easy_reset(easy);
     curl_easy_setopt(easy, CURLOPT_URL, url);
     curl_easy_setopt(easy, CURLOPT_PATH_AS_IS, 1L);
-    curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(easy, CURLOPT_SHARE, in->pool.share);
+    pc_curl_common(easy, &in->pool, x->curl_err, cfg->verify_tls, cfg->ca_file);
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, h.list);
     curl_easy_setopt(easy, CURLOPT_USERAGENT, "arca-s3/" "1.0");
-    curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT, (long)(cfg->timeout < 30 ? cfg->timeout : 30));
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS,
                      (long)((2 * (uint64_t)cfg->timeout + (rq->body_len + rq->expect) / S3_FLOOR_RATE) * 1000));
-    x->curl_err[0] = 0;
-    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, x->curl_err);
-    curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, 512L * 1024);
-    curl_easy_setopt(easy, CURLOPT_UPLOAD_BUFFERSIZE, 1024L * 1024);
-    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, cfg->verify_tls ? 1L : 0L);
-    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, cfg->verify_tls ? 2L : 0L);
-    if (cfg->ca_file && *cfg->ca_file)
-        curl_easy_setopt(easy, CURLOPT_CAINFO, cfg->ca_file);
-    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(easy, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_write);
