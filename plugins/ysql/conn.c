@@ -213,15 +213,25 @@ PGresult *ysql_query(PGconn *c, ysql_err *e, const char *what, const char *sql, 
     return NULL;
 }
 
-int ysql_session_setup(PGconn *c, ysql_err *e, const char *encoding)
+int ysql_session_setup(PGconn *c, ysql_err *e)
 {
-    if (encoding && PQsetClientEncoding(c, encoding) != 0)
-        return ysql_fail(e, ARCA_EFAIL, "cannot set client_encoding to %s: %s", encoding,
-                         PQerrorMessage(c));
+    /* names travel in UTF-8 whatever the database's encoding (JSON needs it, and
+     * every encoding a server keeps converts to it); COPY data does not convert */
+    if (PQsetClientEncoding(c, "UTF8") != 0)
+        return ysql_fail(e, ARCA_EFAIL, "cannot set client_encoding to UTF8: %s", PQerrorMessage(c));
     return ysql_exec(c, e, "cannot prepare the session",
                      "SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'; "
                      "SET extra_float_digits = 3; SET TimeZone = 'UTC'; SET bytea_output = 'hex'; "
                      "SET standard_conforming_strings = on; SET row_security = off; "
                      "SET statement_timeout = 0; SET lock_timeout = 0; "
                      "SET idle_in_transaction_session_timeout = 0");
+}
+
+void ysql_copy_options(pc_buf *b, const char *encoding, int freeze)
+{
+    pc_buf_str(b, " (ENCODING ");
+    ysql_buf_literal(b, encoding && *encoding ? encoding : "UTF8");
+    if (freeze)
+        pc_buf_str(b, ", FREEZE");
+    pc_buf_str(b, ")");
 }

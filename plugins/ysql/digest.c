@@ -30,8 +30,25 @@ void ysql_hasher_free(ysql_hasher *h)
 
 int ysql_digest_row(ysql_hasher *h, ysql_digest *d, const void *row, size_t len)
 {
+    if (ysql_digest_begin(h) < 0 || ysql_digest_update(h, row, len) < 0)
+        return -1;
+    return ysql_digest_end(h, d);
+}
+
+int ysql_digest_begin(ysql_hasher *h)
+{
+    return SHA256_Init(&h->ctx) == 1 ? 0 : -1;
+}
+
+int ysql_digest_update(ysql_hasher *h, const void *data, size_t len)
+{
+    return SHA256_Update(&h->ctx, data, len) == 1 ? 0 : -1;
+}
+
+int ysql_digest_end(ysql_hasher *h, ysql_digest *d)
+{
     unsigned char md[SHA256_DIGEST_LENGTH];
-    if (SHA256_Init(&h->ctx) != 1 || SHA256_Update(&h->ctx, row, len) != 1 || SHA256_Final(md, &h->ctx) != 1)
+    if (SHA256_Final(md, &h->ctx) != 1)
         return -1;
     uint64_t hi = 0, lo = 0;
     for (int i = 0; i < 8; i++) {

@@ -1,6 +1,7 @@
 /* ysql plugin: the parallel loader (COPY ... FROM STDIN over several
- * connections, fed from the single-threaded restore feed) and the verifier
- * (re-reads loaded tables and compares digests). See restore.h. */
+ * connections, fed from the single-threaded restore feed: whole tables,
+ * slices of big ones, packs of small ones, the large objects) and the
+ * verifier (re-reads loaded tables and compares digests). See restore.h. */
 #include "restore.h"
 
 #include <inttypes.h>
@@ -16,8 +17,7 @@ enum { LD_START, LD_DATA, LD_END, LD_QUIT };
 typedef struct ld_msg {
     struct ld_msg *next;
     int kind;
-    size_t table;
-    char *name; /* LD_START: the object, for messages */
+    ld_job job;  /* LD_START (name and segments owned by the message) */
     void *data;
     size_t len;
 } ld_msg;
@@ -42,23 +42,42 @@ struct ld_pool {
     int stop;
 };
 
+static void job_free(ld_job *j)
+{
+    free((char *)j->name);
+    free(j->segs);
+    *j = (ld_job){0};
+}
+
 static void msg_free(ld_msg *m)
 {
     if (!m)
         return;
-    free(m->name);
+    job_free(&m->job);
     free(m->data);
     free(m);
 }
 
-static char *copy_sql(const cat_table *t, const char *direction)
+static char *copy_sql(const rs *r, const cat_table *t, const char *direction, const char *where,
+                      int freeze)
 {
     pc_buf q = {0};
     pc_buf_str(&q, "COPY ");
+    if (where) {
+        pc_buf_str(&q, "(SELECT ");
+        for (char **c = t->columns; *c; c++) {
+            if (c != t->columns)
+                pc_buf_str(&q, ", ");
+            ysql_buf_ident(&q, *c);
+        }
+        pc_buf_str(&q, " FROM ONLY ");
+    }
     ysql_buf_ident(&q, t->schema);
     pc_buf_str(&q, ".");
     ysql_buf_ident(&q, t->name);
-    if (t->columns[0]) {
+    if (where) {
+        pc_buf_printf(&q, " WHERE %s)", where);
+    } else if (t->columns[0]) {
         pc_buf_str(&q, " (");
         for (char **c = t->columns; *c; c++) {
             if (c != t->columns)
@@ -68,10 +87,21 @@ static char *copy_sql(const cat_table *t, const char *direction)
         pc_buf_str(&q, ")");
     }
     pc_buf_str(&q, direction);
+    ysql_copy_options(&q, r->encoding, freeze);
     return pc_buf_take(&q);
 }
 
 /* ---- workers ---------------------------------------------------------------------- */
+
+/* What a worker is doing with its current object. */
+typedef struct ld_state {
+    ld_job job;
+    int in_copy, in_tx;
+    size_t table;         /* the table of the COPY in progress */
+    size_t seg;           /* LD_PACK: the current segment */
+    int64_t seg_off;      /* ... and the bytes of it consumed */
+    ysql_lo_loader *lo;   /* LD_LARGE_OBJECTS */
+} ld_state;
 
 static int ld_copy_failed(rs *r, PGconn *c, PGresult *res, size_t table, const char *name)
 {
@@ -92,14 +122,206 @@ static void ld_drain_results(PGconn *c)
         PQclear(res);
 }
 
+static int ld_copy_begin(ld_worker *w, ld_state *st, size_t table, int freeze)
+{
+    rs *r = w->p->r;
+    st->table = table;
+    if (freeze) {
+        /* the table is emptied in this transaction, so COPY may write its rows frozen */
+        char *label = ysql_qualified(r->cat.v[table].schema, r->cat.v[table].name);
+        pc_buf q = {0};
+        pc_buf_printf(&q, "BEGIN; TRUNCATE ONLY %s", label ? label : "");
+        char *sql = label ? pc_buf_take(&q) : (pc_buf_free(&q), NULL);
+        free(label);
+        int rc = sql ? ysql_exec(w->conn, &r->err, "cannot start a frozen load", sql)
+                     : ysql_fail(&r->err, ARCA_ENOMEM, "out of memory");
+        free(sql);
+        if (rc < 0)
+            return rc;
+        st->in_tx = 1;
+    }
+    char *sql = copy_sql(r, &r->cat.v[table], " FROM STDIN", NULL, freeze);
+    PGresult *res = sql ? PQexec(w->conn, sql) : NULL;
+    free(sql);
+    int rc = ARCA_OK;
+    if (PQresultStatus(res) == PGRES_COPY_IN)
+        st->in_copy = 1;
+    else
+        rc = ld_copy_failed(r, w->conn, res, table, st->job.name ? st->job.name : "?");
+    PQclear(res);
+    return rc;
+}
+
+static int ld_copy_end(ld_worker *w, ld_state *st, int64_t want_rows)
+{
+    rs *r = w->p->r;
+    st->in_copy = 0;
+    PGresult *res = NULL;
+    if (PQputCopyEnd(w->conn, NULL) == 1)
+        res = PQgetResult(w->conn);
+    int rc = ARCA_OK;
+    if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+        int64_t rows = strtoll(PQcmdTuples(res), NULL, 10);
+        pthread_mutex_lock(&r->mu);
+        r->tt[st->table].rows_loaded += rows;
+        pthread_mutex_unlock(&r->mu);
+        if (want_rows >= 0 && rows != want_rows) {
+            const cat_table *t = &r->cat.v[st->table];
+            char *label = ysql_qualified(t->schema, t->name);
+            rc = ysql_fail(&r->err, ARCA_EINTEGRITY, "%s: table %s (%s): %" PRId64 " rows loaded, the "
+                           "manifest says %" PRId64, r->where, label ? label : t->name, st->job.name,
+                           rows, want_rows);
+            free(label);
+        }
+    } else {
+        rc = ld_copy_failed(r, w->conn, res, st->table, st->job.name ? st->job.name : "?");
+    }
+    PQclear(res);
+    ld_drain_results(w->conn);
+    if (rc == ARCA_OK && st->in_tx) {
+        st->in_tx = 0;
+        rc = ysql_exec(w->conn, &r->err, "cannot commit a load", "COMMIT");
+    }
+    return rc;
+}
+
+static int ld_put(ld_worker *w, ld_state *st, const void *data, size_t len)
+{
+    if (!len)
+        return ARCA_OK;
+    if (PQputCopyData(w->conn, data, (int)len) == 1)
+        return ARCA_OK;
+    int rc = ld_copy_failed(w->p->r, w->conn, NULL, st->table, st->job.name ? st->job.name : "?");
+    ld_drain_results(w->conn);
+    st->in_copy = 0;
+    return rc;
+}
+
+/* Pack segments: a COPY for the current one when it is wanted and has rows
+ * (the bytes of the others, and every "\." line, are read past). */
+static int ld_pack_next(ld_worker *w, ld_state *st)
+{
+    if (st->seg >= st->job.nsegs)
+        return ARCA_OK;
+    const ld_segment *s = &st->job.segs[st->seg];
+    return s->want && s->rows > 0 ? ld_copy_begin(w, st, s->table, 0) : ARCA_OK;
+}
+
+static int ld_pack_data(ld_worker *w, ld_state *st, const char *p, size_t len)
+{
+    rs *r = w->p->r;
+    while (len) {
+        if (st->seg >= st->job.nsegs)
+            return ysql_fail(&r->err, ARCA_EINTEGRITY, "%s holds more bytes than its segments say",
+                             st->job.name);
+        const ld_segment *s = &st->job.segs[st->seg];
+        int64_t left = s->bytes - st->seg_off;
+        size_t take = (int64_t)len < left ? len : (size_t)left;
+        /* the segment's rows are its bytes but the final "\.\n" */
+        int64_t data_end = s->bytes - 3;
+        if (st->in_copy && st->seg_off < data_end) {
+            size_t n = st->seg_off + (int64_t)take <= data_end ? take : (size_t)(data_end - st->seg_off);
+            int rc = ld_put(w, st, p, n);
+            if (rc < 0)
+                return rc;
+        }
+        st->seg_off += (int64_t)take;
+        p += take;
+        len -= take;
+        if (st->seg_off == s->bytes) {
+            if (st->in_copy && ld_copy_end(w, st, s->rows) < 0)
+                return ysql_failed(&r->err);
+            st->seg++;
+            st->seg_off = 0;
+            if (ld_pack_next(w, st) < 0)
+                return ysql_failed(&r->err);
+        }
+    }
+    return ARCA_OK;
+}
+
+static int ld_lo_begin(ld_worker *w, ld_state *st)
+{
+    rs *r = w->p->r;
+    if (ysql_exec(w->conn, &r->err, "cannot start writing the large objects", "BEGIN") < 0)
+        return ysql_failed(&r->err);
+    st->in_tx = 1;
+    return (st->lo = ysql_lo_loader_new(w->conn, &r->err, r->where)) ? ARCA_OK : ysql_failed(&r->err);
+}
+
+static int ld_lo_end(ld_worker *w, ld_state *st)
+{
+    rs *r = w->p->r;
+    int64_t n = 0;
+    int rc = ysql_lo_loader_end(st->lo, &n);
+    ysql_lo_loader_free(st->lo);
+    st->lo = NULL;
+    if (rc == ARCA_OK) {
+        st->in_tx = 0;
+        rc = ysql_exec(w->conn, &r->err, "cannot commit the large objects", "COMMIT");
+    }
+    if (rc == ARCA_OK) {
+        pthread_mutex_lock(&r->mu);
+        r->lo_loaded += n;
+        pthread_mutex_unlock(&r->mu);
+    }
+    return rc;
+}
+
+/* Leaves the connection idle after a failure. */
+static void ld_reset(ld_worker *w, ld_state *st)
+{
+    if (st->in_copy) {
+        PQputCopyEnd(w->conn, "restore aborted");
+        ld_drain_results(w->conn);
+        st->in_copy = 0;
+    }
+    ysql_lo_loader_free(st->lo);
+    st->lo = NULL;
+    if (st->in_tx) {
+        PQclear(PQexec(w->conn, "ROLLBACK"));
+        st->in_tx = 0;
+    }
+}
+
+static void ld_handle(ld_worker *w, ld_state *st, ld_msg *m)
+{
+    rs *r = w->p->r;
+    if (m->kind == LD_START) {
+        job_free(&st->job);
+        st->job = m->job;
+        m->job = (ld_job){0};
+        st->seg = 0;
+        st->seg_off = 0;
+        if (st->job.kind == LD_TABLE)
+            ld_copy_begin(w, st, st->job.table, st->job.freeze);
+        else if (st->job.kind == LD_PACK)
+            ld_pack_next(w, st);
+        else
+            ld_lo_begin(w, st);
+    } else if (m->kind == LD_DATA) {
+        if (st->job.kind == LD_TABLE)
+            ld_put(w, st, m->data, m->len);
+        else if (st->job.kind == LD_PACK)
+            ld_pack_data(w, st, m->data, m->len);
+        else if (ysql_lo_loader_feed(st->lo, m->data, m->len) < 0)
+            ysql_failed(&r->err);
+    } else if (m->kind == LD_END) {
+        if (st->job.kind == LD_TABLE)
+            ld_copy_end(w, st, -1);
+        else if (st->job.kind == LD_PACK && st->seg < st->job.nsegs)
+            ysql_fail(&r->err, ARCA_EINTEGRITY, "%s ends before its segment %zu", st->job.name, st->seg + 1);
+        else if (st->job.kind == LD_LARGE_OBJECTS)
+            ld_lo_end(w, st);
+    }
+}
+
 static void *ld_main(void *arg)
 {
     ld_worker *w = arg;
     ld_pool *p = w->p;
     rs *r = p->r;
-    int in_copy = 0;
-    size_t table = 0;
-    char *name = NULL;
+    ld_state st = {0};
     for (;;) {
         pthread_mutex_lock(&p->mu);
         while (!w->head)
@@ -117,58 +339,20 @@ static void *ld_main(void *arg)
             msg_free(m);
             break;
         }
-        if (stop || ysql_failed(&r->err)) { /* discard: the restore is failing */
-            if (in_copy) {
-                PQputCopyEnd(w->conn, "restore aborted");
-                ld_drain_results(w->conn);
-                in_copy = 0;
-            }
-            msg_free(m);
-            continue;
-        }
-        if (m->kind == LD_START) {
-            free(name);
-            name = m->name;
-            m->name = NULL;
-            table = m->table;
-            char *sql = copy_sql(&r->cat.v[table], " FROM STDIN");
-            PGresult *res = sql ? PQexec(w->conn, sql) : NULL;
-            free(sql);
-            if (PQresultStatus(res) == PGRES_COPY_IN)
-                in_copy = 1;
-            else
-                ld_copy_failed(r, w->conn, res, table, name ? name : "?");
-            PQclear(res);
-        } else if (m->kind == LD_DATA) {
-            if (PQputCopyData(w->conn, m->data, (int)m->len) != 1) {
-                ld_copy_failed(r, w->conn, NULL, table, name ? name : "?");
-                ld_drain_results(w->conn);
-                in_copy = 0;
-            }
-        } else if (m->kind == LD_END) {
-            in_copy = 0;
-            PGresult *res = NULL;
-            if (PQputCopyEnd(w->conn, NULL) == 1)
-                res = PQgetResult(w->conn);
-            if (PQresultStatus(res) == PGRES_COMMAND_OK) {
-                int64_t rows = strtoll(PQcmdTuples(res), NULL, 10);
-                pthread_mutex_lock(&r->mu);
-                r->tt[table].rows_loaded += rows;
-                pthread_mutex_unlock(&r->mu);
-            } else {
-                ld_copy_failed(r, w->conn, res, table, name ? name : "?");
-            }
-            PQclear(res);
-            ld_drain_results(w->conn);
-        }
+        if (stop || ysql_failed(&r->err)) /* discard: the restore is failing */
+            ld_reset(w, &st);
+        else
+            ld_handle(w, &st, m);
         if (ysql_failed(&r->err)) { /* wake the feed thread if it waits for room */
+            ld_reset(w, &st);
             pthread_mutex_lock(&p->mu);
             pthread_cond_broadcast(&p->space);
             pthread_mutex_unlock(&p->mu);
         }
         msg_free(m);
     }
-    free(name);
+    ld_reset(w, &st);
+    job_free(&st.job);
     return NULL;
 }
 
@@ -199,7 +383,7 @@ static int ld_add_worker(ld_pool *p)
                       "tables (needs superuser): their triggers and foreign key checks fire", r->where);
         PQclear(res);
     }
-    if (!w->conn || ysql_session_setup(w->conn, &r->err, r->encoding) < 0 ||
+    if (!w->conn || ysql_session_setup(w->conn, &r->err) < 0 ||
         ysql_exec(w->conn, &r->err, "cannot prepare a load session", "SET synchronous_commit = off") < 0 ||
         !(w->started = pthread_create(&w->th, NULL, ld_main, w) == 0)) {
         if (!ysql_failed(&r->err))
@@ -253,7 +437,7 @@ static int ld_push(ld_pool *p, ld_worker *w, ld_msg *m, int wait_for_room)
     return failed ? ysql_failed(&r->err) ? ysql_failed(&r->err) : ARCA_ECANCELED : ARCA_OK;
 }
 
-int ld_begin(ld_pool *p, size_t t, const char *name, int *slot)
+int ld_begin(ld_pool *p, const ld_job *job, int *slot)
 {
     rs *r = p->r;
     ld_worker *best = NULL;
@@ -267,7 +451,7 @@ int ld_begin(ld_pool *p, size_t t, const char *name, int *slot)
     if (!best) {
         if (n >= p->max)
             return ysql_fail(&r->err, ARCA_EFAIL, "the archive interleaves more than %zu data objects; "
-                             "cannot load %s", p->max, name);
+                             "cannot load %s", p->max, job->name);
         if (ld_add_worker(p) < 0)
             return ysql_failed(&r->err);
         r->h->log(r->h, ARCA_LOG_DEBUG, "opened load connection %zu for interleaved objects", n + 1);
@@ -275,12 +459,18 @@ int ld_begin(ld_pool *p, size_t t, const char *name, int *slot)
         at = n;
     }
     ld_msg *m = calloc(1, sizeof *m);
-    if (!m || !(m->name = strdup(name))) {
-        free(m);
+    if (m) {
+        m->job = *job;
+        m->job.name = strdup(job->name);
+        m->job.segs = NULL;
+        if (job->nsegs && (m->job.segs = malloc(job->nsegs * sizeof *job->segs)))
+            memcpy(m->job.segs, job->segs, job->nsegs * sizeof *job->segs);
+    }
+    if (!m || !m->job.name || (job->nsegs && !m->job.segs)) {
+        msg_free(m);
         return ysql_fail(&r->err, ARCA_ENOMEM, "out of memory");
     }
     m->kind = LD_START;
-    m->table = t;
     best->open = 1;
     *slot = (int)at;
     return ld_push(p, best, m, 0);
@@ -379,16 +569,38 @@ typedef struct vf {
     rs *r;
     pthread_mutex_t mu;
     size_t next, mismatches;
+    int lo_taken;
     pc_buf report; /* the first few mismatches */
 } vf;
+
+static void vf_mismatch(vf *v, const char *label, const ysql_digest *got, int64_t rows_want,
+                        const ysql_digest *want_dg)
+{
+    char want[64], have[64];
+    ysql_digest_format(want_dg, want);
+    ysql_digest_format(got, have);
+    pthread_mutex_lock(&v->mu);
+    if (v->mismatches++ < 5)
+        pc_buf_printf(&v->report, "\n  %s: %" PRId64 " rows, %s; the backup has %" PRId64 " rows, %s",
+                      label, got->rows, have, rows_want, want);
+    pthread_mutex_unlock(&v->mu);
+}
 
 static int vf_table(vf *v, PGconn *c, ysql_hasher *hs, size_t i)
 {
     rs *r = v->r;
     const cat_table *t = &r->cat.v[i];
     const rs_table *x = &r->tt[i];
-    char *sql = copy_sql(t, " TO STDOUT");
+    char *big = ysql_big_condition(t), *where = NULL;
+    if (big) {
+        pc_buf w = {0};
+        pc_buf_printf(&w, "NOT coalesce(%s, false)", big);
+        where = pc_buf_take(&w);
+    }
+    char *sql = copy_sql(r, t, " TO STDOUT", where, 0);
     char *label = ysql_qualified(t->schema, t->name);
+    free(big);
+    free(where);
     if (!sql || !label) {
         free(sql);
         free(label);
@@ -421,18 +633,26 @@ static int vf_table(vf *v, PGconn *c, ysql_hasher *hs, size_t i)
         PQclear(res);
         ld_drain_results(c);
     }
+    if (rc == ARCA_OK && t->wide)
+        rc = ysql_copy_big_rows(c, &r->err, label, t, NULL, r->encoding, hs, &got, NULL, NULL);
     if (rc == ARCA_OK && (got.rows != x->rows_expected || got.hi != x->expected.hi ||
-                          got.lo != x->expected.lo)) {
-        char want[64], have[64];
-        ysql_digest_format(&x->expected, want);
-        ysql_digest_format(&got, have);
-        pthread_mutex_lock(&v->mu);
-        if (v->mismatches++ < 5)
-            pc_buf_printf(&v->report, "\n  %s: %" PRId64 " rows, %s; the backup has %" PRId64 " rows, %s",
-                            label, got.rows, have, x->rows_expected, want);
-        pthread_mutex_unlock(&v->mu);
-    }
+                          got.lo != x->expected.lo))
+        vf_mismatch(v, label, &got, x->rows_expected, &x->expected);
     free(label);
+    return rc;
+}
+
+static int vf_large_objects(vf *v, PGconn *c, ysql_hasher *hs)
+{
+    rs *r = v->r;
+    ysql_digest got = {0};
+    int64_t bytes = 0;
+    int rc = ysql_exec(c, &r->err, "verify: cannot start reading the large objects", "BEGIN");
+    if (rc == ARCA_OK)
+        rc = ysql_lo_export(c, &r->err, r->where, hs, &got, &bytes, NULL, NULL);
+    PQclear(PQexec(c, "COMMIT"));
+    if (rc == ARCA_OK && (got.rows != r->lo_expected || got.hi != r->lo_digest.hi || got.lo != r->lo_digest.lo))
+        vf_mismatch(v, "large objects", &got, r->lo_expected, &r->lo_digest);
     return rc;
 }
 
@@ -444,15 +664,20 @@ static void *vf_main(void *arg)
     PGconn *c = hs ? ysql_connect(r->yi, r->target_db, &r->err) : NULL;
     if (!hs)
         ysql_fail(&r->err, ARCA_ENOMEM, "out of memory");
-    if (c && ysql_session_setup(c, &r->err, r->encoding) == ARCA_OK) {
+    if (c && ysql_session_setup(c, &r->err) == ARCA_OK) {
         for (;;) {
             pthread_mutex_lock(&v->mu);
+            int lo = r->want_lo && r->lo_seen && !v->lo_taken;
+            v->lo_taken |= lo;
             size_t i = v->next;
-            while (i < r->cat.n && !(r->tt[i].want && r->cat.v[i].kind == 'r' && !r->tt[i].digest_missing))
+            while (!lo && i < r->cat.n && !(r->tt[i].want && r->cat.v[i].kind == 'r' && !r->tt[i].digest_missing))
                 i++;
-            v->next = i + 1;
+            if (!lo)
+                v->next = i + 1;
             pthread_mutex_unlock(&v->mu);
-            if (i >= r->cat.n || ysql_failed(&r->err) || vf_table(v, c, hs, i) < 0)
+            if (ysql_failed(&r->err) || (!lo && i >= r->cat.n))
+                break;
+            if ((lo ? vf_large_objects(v, c, hs) : vf_table(v, c, hs, i)) < 0)
                 break;
         }
     }
@@ -483,8 +708,8 @@ int ld_verify(rs *r)
                   v.mismatches == 1 ? "" : "s", v.mismatches == 1 ? "s" : "",
                   v.report.p ? v.report.p : "", v.mismatches > 5 ? "\n  ..." : "");
     else if (!ysql_failed(&r->err))
-        r->h->log(r->h, ARCA_LOG_INFO, "%s: verify: every table matches the backup's row count and digest",
-                  r->where);
+        r->h->log(r->h, ARCA_LOG_INFO, "%s: verify: every table%s matches the backup's row count and digest",
+                  r->where, r->want_lo && r->lo_seen ? " and the large objects" : "");
     pc_buf_free(&v.report);
     pthread_mutex_destroy(&v.mu);
     return ysql_failed(&r->err);

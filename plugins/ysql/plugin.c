@@ -36,6 +36,8 @@ static const arca_option ysql_options[] = {
      "leave these tables out (definition and data): comma-separated psql patterns"},
     {"include_roles", ARCA_OPT_BOOL, 0, OPT(include_roles), "false", NULL, 0, 0,
      "also back up the cluster's roles (dumpall --roles-only, without password hashes)"},
+    {"large_objects", ARCA_OPT_BOOL, 0, OPT(large_objects), "true", NULL, 0, 0,
+     "back up the large objects (contents, owners, privileges, comments); false leaves them out"},
     {"dump_command", ARCA_OPT_STRING, 0, OPT(dump_command), NULL, NULL, 0, 0,
      "schema dump tool (default: ysql_dump when on PATH, else pg_dump)"},
     {"dumpall_command", ARCA_OPT_STRING, 0, OPT(dumpall_command), NULL, NULL, 0, 0,
@@ -70,6 +72,14 @@ static const arca_option ysql_restore_options[] = {
      "after loading, re-read every table and compare its digest with the backup's"},
     {"no_roles", ARCA_OPT_BOOL, ARCA_OPT_FLAG, ROPT(no_roles), "false", NULL, 0, 0,
      "do not restore the roles the backup holds"},
+    {"no_owner", ARCA_OPT_BOOL, ARCA_OPT_FLAG, ROPT(no_owner), "false", NULL, 0, 0,
+     "do not give objects (and the database) their backed-up owners: the restoring user owns them "
+     "(as pg_restore --no-owner)"},
+    {"no_privileges", ARCA_OPT_BOOL, ARCA_OPT_FLAG, ROPT(no_privileges), "false", NULL, 0, 0,
+     "do not restore privileges (GRANT/REVOKE), of objects and of the database (as pg_restore "
+     "--no-privileges)"},
+    {"no_large_objects", ARCA_OPT_BOOL, ARCA_OPT_FLAG, ROPT(no_large_objects), "false", NULL, 0, 0,
+     "leave the backup's large objects out"},
     {"jobs", ARCA_OPT_INT, 0, ROPT(jobs), "0", NULL, 0, 64,
      "parallel connections (0: the source's jobs option)"},
     {NULL, 0, 0, 0, NULL, NULL, 0, 0, NULL},

@@ -91,19 +91,71 @@ typedef struct ysql_hasher ysql_hasher; /* one per thread */
 ysql_hasher *ysql_hasher_new(void);
 void ysql_hasher_free(ysql_hasher *h);
 int ysql_digest_row(ysql_hasher *h, ysql_digest *d, const void *row, size_t len); /* 0 / -1 */
+/* The same for a row that arrives in pieces: begin, any number of updates, end. */
+int ysql_digest_begin(ysql_hasher *h);
+int ysql_digest_update(ysql_hasher *h, const void *data, size_t len);
+int ysql_digest_end(ysql_hasher *h, ysql_digest *d);
 void ysql_digest_merge(ysql_digest *into, const ysql_digest *add);
 /* "sha256-sum128:<32 hex>" (the row count travels separately). */
 void ysql_digest_format(const ysql_digest *d, char out[64]);
 int ysql_digest_parse(const char *text, ysql_digest *d); /* 0 / -1; rows untouched */
 
+/* ---- SQL text of dump scripts (sqlscan.c) ------------------------------------ */
+typedef enum { SQL_END, SQL_WORD, SQL_QUOTED, SQL_STRING, SQL_NUMBER, SQL_PUNCT } sql_kind;
+typedef struct sql_tok {
+    sql_kind kind;
+    const char *p;
+    size_t len;
+} sql_tok;
+
+/* One statement: [start, end) of the script, ';' included; `meta` for a psql
+ * backslash command (one line). Cut where psql cuts: not inside quotes,
+ * dollar quotes, comments, parentheses or a BEGIN ATOMIC body. */
+typedef struct sql_stmt {
+    size_t start, end;
+    int meta;
+} sql_stmt;
+/* The next statement from *pos: 1 and *st filled, 0 at the end. */
+int sql_next(const char *text, size_t len, size_t *pos, sql_stmt *st);
+/* 1 when `t` is the unquoted keyword `word` (lower case), any case. */
+int sql_is(const sql_tok *t, const char *word);
+/* The name a word or "quoted" token stands for (unquoted: lower-cased). Caller frees. */
+char *sql_ident_value(const sql_tok *t);
+
+/* What a statement is about: the table of CREATE TABLE/INDEX/TRIGGER/POLICY/
+ * RULE, ALTER TABLE (the partition of ... ATTACH PARTITION), COMMENT ON,
+ * SECURITY LABEL ON, GRANT/REVOKE ON; an index, a sequence, a schema, a
+ * database or a large object (SELECT pg_catalog.lo_create, ALTER LARGE
+ * OBJECT, COMMENT ON LARGE OBJECT). */
+enum { SQL_SUBJ_NONE, SQL_SUBJ_REL, SQL_SUBJ_INDEX, SQL_SUBJ_SEQUENCE, SQL_SUBJ_SCHEMA,
+       SQL_SUBJ_DATABASE, SQL_SUBJ_LARGE_OBJECT };
+typedef struct sql_subject {
+    int kind;
+    char *schema; /* NULL when the statement did not qualify the name */
+    char *name;   /* large objects: the OID as text */
+    char *sub;    /* COMMENT ON COLUMN t.c: c; ON CONSTRAINT/TRIGGER/POLICY/RULE x ON t: x */
+} sql_subject;
+/* 0 (s->kind SQL_SUBJ_NONE when the statement names none of these), -1 oom. */
+int sql_subject_of(const char *stmt, size_t len, sql_subject *s);
+void sql_subject_free(sql_subject *s);
+/* The role of `ALTER ... OWNER TO role;`, NULL for any other statement (caller frees). */
+char *sql_owner_of(const char *stmt, size_t len);
+/* Calls add() with each role a GRANT/REVOKE (grantees), ALTER DEFAULT
+ * PRIVILEGES (FOR ROLE and grantees), SET SESSION AUTHORIZATION or CREATE
+ * POLICY ... TO names (PUBLIC and CURRENT_USER-like words left out). 0 / -1. */
+int sql_roles_granted(const char *stmt, size_t len, int (*add)(void *ud, const char *role), void *ud);
+
 /* ---- pg_dump plain scripts (toc.c) --------------------------------------------- */
 /* A plain-format script cut at its "-- Name: N; Type: T; Schema: S; Owner: O"
  * headers. The preamble (SET statements, \restrict ...) comes before the first
  * entry and the trailer ("... database dump complete", \unrestrict) after the
- * last; both belong to every filtered script. */
+ * last; both belong to every filtered script. The header's names are only
+ * for messages: entries are matched by the SQL they hold (sqlscan.c). */
 typedef struct toc_entry {
-    char *name, *type, *schema; /* as printed in the header ("-" for none) */
+    char *name, *type, *schema, *owner; /* as printed in the header ("-" for none) */
     size_t start, end;          /* byte range of the entry, header included */
+    int subject_done;           /* subject filled in (toc_entry_subject) */
+    sql_subject subject;        /* of the entry's first statement that has one */
 } toc_entry;
 
 typedef struct toc_script {
@@ -116,6 +168,30 @@ typedef struct toc_script {
 
 int toc_parse(const char *text, size_t len, toc_script *out); /* 0 / -1 (oom) */
 void toc_free(toc_script *s);
+/* Fills e->subject once. 0 / -1 (oom). */
+int toc_entry_subject(const toc_script *s, toc_entry *e);
+/* 1 for an entry pg_dump puts in its post-data section (indexes, constraints,
+ * triggers, rules, policies, materialized view data, ...): by its type, and
+ * for CHECK CONSTRAINT (tables: post-data) also by its SQL. */
+int toc_is_post_data(const toc_script *s, const toc_entry *e);
+/* A dump of both sections (--section=pre-data --section=post-data): the
+ * index of its first post-data entry (n when there is none). pg_dump sorts
+ * every pre-data object before every post-data one, with the ACLs of all of
+ * them last. -1 when an entry of a pre-data type follows the cut (the caller
+ * then dumps the sections separately). */
+long toc_post_data_start(const toc_script *s);
+/* 1 for an entry that creates a large object or comments on, labels or grants on one. */
+int toc_is_large_object(const toc_script *s, toc_entry *e);
+
+/* Writes the preamble, the entries whose keep[i] is set (keep NULL: all)
+ * and the trailer into out; no_owner drops every ALTER ... OWNER TO
+ * statement (as pg_restore --no-owner). Returns the number of entries kept. */
+size_t toc_emit(const toc_script *s, const char *keep, int no_owner, pc_buf *out);
+
+/* Calls add(ud, role, use) for every role a script needs: 'o' the owner in
+ * an entry's header or an OWNER TO; 'a' one named by an ACL or DEFAULT ACL
+ * entry (grantee, grantor, FOR ROLE); 'p' a role of a policy. 0 / -1. */
+int toc_roles(const toc_script *s, int (*add)(void *ud, const char *role, char use), void *ud);
 
 /* ---- the table catalog (catalog.c) --------------------------------------------- */
 /* What the backup knew about each table it selected: written as
@@ -125,29 +201,92 @@ typedef struct cat_table {
     char kind;        /* 'r' ordinary table or partition, 'p' partitioned table */
     char *parent_schema, *parent_name; /* direct partition parent, or NULL */
     char **columns;   /* copied columns in order (generated and dropped ones left out) */
+    char *wide;       /* NULL, or (tables with TOAST data) one letter per column: f fixed
+                       * size, t text-like, b bytea, v other variable size */
     char **sequences; /* owned sequences (serial and identity), names in `schema` */
-    char **indexes, **constraints, **triggers, **policies, **rules;
+    char **indexes;   /* its indexes, names in `schema` */
     int slices;       /* data objects of the table (0 for 'p') */
     int64_t bytes;    /* on-disk size at backup time, for ordering and progress */
 } cat_table;
 
+/* One privilege of the database's ACL (aclexplode). */
+typedef struct cat_acl {
+    char *grantor, *grantee; /* grantee "" is PUBLIC */
+    char *privilege;         /* CONNECT, CREATE, TEMPORARY */
+    int grantable;
+} cat_acl;
+
+/* ALTER DATABASE ... SET (role NULL) or ALTER ROLE role IN DATABASE ... SET. */
+typedef struct cat_setting {
+    char *role, *name, *value;
+} cat_setting;
+
+typedef struct cat_database {
+    int present;            /* format 2 catalogs carry the database's properties */
+    char *owner, *comment;  /* comment NULL: none */
+    int acl_default;        /* datacl NULL: the default privileges, nothing to grant */
+    cat_acl *acl;
+    size_t nacl;
+    int64_t connlimit;      /* -1: none */
+    cat_setting *settings;
+    size_t nsettings;
+} cat_database;
+
+/* A role the backup names, with what for: o owns objects, a privileges, p
+ * policies, d owns the database, s settings; r: roles.sql creates it. */
+typedef struct cat_role {
+    char *name;
+    char uses[8];
+} cat_role;
+
+typedef struct cat_index cat_index; /* lookup by name (catalog.c) */
+
 typedef struct catalog {
+    int format;             /* 1 (arca before large objects and packs) or 2 */
     cat_table *v;
     size_t n;
+    cat_database db;
+    cat_role *roles;
+    size_t nroles;
+    int64_t large_objects;  /* large objects backed up (0: none), -1 for format 1 */
+    cat_index *idx;         /* built by cat_find on first use */
 } catalog;
 
 /* JSON text of the catalog (caller frees), NULL on oom. */
 char *cat_to_json(const catalog *c);
-/* Parses what cat_to_json wrote. 0 ok, -1 malformed (why in err). */
+/* Parses what cat_to_json wrote (format 1 or 2). 0 ok, -1 malformed (why in err). */
 int cat_from_json(const char *text, size_t len, catalog *c, char *err, size_t errlen);
 void cat_free(catalog *c);
-cat_table *cat_find(const catalog *c, const char *schema, const char *name);
+void cat_table_free(cat_table *t);
+/* The table, by name, through a hash index built on first use (the catalog
+ * must not change afterwards). NULL when absent or out of memory. */
+cat_table *cat_find(catalog *c, const char *schema, const char *name);
+/* The table that owns index (or sequence) schema.name, NULL if none. */
+cat_table *cat_find_index(catalog *c, const char *schema, const char *name);
+cat_table *cat_find_sequence(catalog *c, const char *schema, const char *name);
+/* Adds `use` to role `name` (added when new). 0 / -1 oom. */
+int cat_role_use(catalog *c, const char *name, char use);
 /* 1 when `s` is in the NULL-terminated list. */
 int ysql_strv_has(char *const *v, const char *s);
 
 /* For a table-level restore: 1 when the entry belongs to one of the tables
- * marked in `want` (parallel to c->v), i.e. it creates, alters, comments,
- * grants on or indexes that table or one of its owned sequences. */
-int toc_entry_wanted(const toc_entry *e, const catalog *c, const char *want);
+ * marked in `want` (parallel to c->v): the statement it holds creates,
+ * alters, comments on, labels, grants on or indexes that table or one of its
+ * owned sequences or indexes. -1 on oom. */
+int toc_entry_wanted(const toc_script *s, toc_entry *e, catalog *c, const char *want);
+
+/* ---- database properties and roles on restore (dbprops.c) ------------------------ */
+/* SQL that gives database `target` the backed-up owner (unless no_owner),
+ * privileges (unless no_privileges), comment, connection limit and
+ * settings. Caller frees; NULL on oom. "" when there is nothing to do. */
+char *db_props_sql(const cat_database *d, const char *target, int no_owner, int no_privileges);
+/* A list-valued setting (search_path, ...) as SQL literals: "'a', 'b'". */
+void db_setting_value(pc_buf *b, const char *name, const char *value);
+
+/* The roles the restore needs that `have` (NULL-terminated names) lacks,
+ * given the flags; one line per role: "name" (what for). "" when none.
+ * Caller frees; NULL on oom. */
+char *db_missing_roles(const catalog *c, char *const *have, int no_owner, int no_privileges,
+                       int roles_restored, size_t *count);
 
 #endif

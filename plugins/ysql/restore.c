@@ -1,10 +1,12 @@
 /* ysql plugin: restore. The feed brings, in archive order: schema/catalog.json
- * (read first: it decides the target and the tables), roles.sql and
- * schema/pre-data.sql (applied, through the restore command, when the first
- * data object arrives), data objects (handed to the parallel loader), then
- * schema/sequences.json and schema/post-data.sql (applied once every table is
- * loaded, so indexes, constraints and triggers are built after the load). The
- * first error stops the restore; the message says what state the target is in. */
+ * (read first: it decides the target and the tables, and the roles it needs
+ * are checked), roles.sql and schema/pre-data.sql (applied, through the
+ * restore command, when the first data object arrives), data objects (tables,
+ * slices, packs of small tables, the large objects: handed to the parallel
+ * loader), then schema/sequences.json and schema/post-data.sql (applied once
+ * every table is loaded, so indexes, constraints and triggers are built after
+ * the load); the database's own properties come last. The first error stops
+ * the restore; the message says what state the target is in. */
 #include "restore.h"
 
 #include <inttypes.h>
@@ -42,7 +44,6 @@ typedef struct rs_state {
     size_t nopen, capopen;
     const char *stage; /* what was running when the restore failed */
     double t0, t_schema, t_data, t_post; /* phase end times, for the summary */
-    int touched;       /* something was written to the target */
     int64_t rows;      /* rows loaded, for the summary */
 } rs_state;
 
@@ -87,108 +88,6 @@ static PGconn *rs_admin_connect(rs *r, ysql_err *e)
             return c;
     }
     return NULL;
-}
-
-/* ---- the restore command ---------------------------------------------------------------- */
-
-/* Runs a schema script through psql/ysqlsh. `strict`: stop at the first error
- * (ON_ERROR_STOP) and, on PostgreSQL, in one transaction so that a failed
- * script leaves nothing behind. Without it every statement runs and the
- * caller judges stderr. */
-static int rs_psql(rs *r, const char *what, const char *script, size_t len, int strict,
-                   pc_buf *errout, int *status)
-{
-    char *conninfo = ysql_child_conninfo(r->yi, r->target_db, "arca-restore");
-    if (!conninfo)
-        return ysql_fail(&r->err, ARCA_ENOMEM, "out of memory");
-    const char *argv[16];
-    int n = 0;
-    argv[n++] = r->psql_path;
-    argv[n++] = "-X";
-    argv[n++] = "-q";
-    argv[n++] = "--no-password";
-    argv[n++] = "-b"; /* echo failed statements: the error names the statement */
-    if (strict) {
-        argv[n++] = "-v";
-        argv[n++] = "ON_ERROR_STOP=1";
-        if (!r->target_is_yb)
-            argv[n++] = "--single-transaction";
-    }
-    argv[n++] = "-d";
-    argv[n++] = conninfo;
-    argv[n++] = "-f";
-    argv[n++] = "-";
-    argv[n] = NULL;
-    r->h->log(r->h, ARCA_LOG_DEBUG, "applying %s (%zu bytes) with %s", what, len, r->psql_path);
-    int rc = ysql_run(r->h, &r->err, (char *const *)argv, r->yi->cfg->password, script ? script : "",
-                      len, NULL, errout, status);
-    free(conninfo);
-    return rc;
-}
-
-static int rs_apply_script(rs *r, rs_state *st, const char *what, const char *script, size_t len)
-{
-    pc_buf errout = {0};
-    int status = 0;
-    st->touched = 1;
-    int rc = rs_psql(r, what, script, len, 1, &errout, &status);
-    if (rc == ARCA_OK && status != 0) {
-        char stext[64];
-        pc_proc_status_text(status, stext, sizeof stext);
-        char *tail = pc_proc_err_tail(&errout, 2000);
-        rc = ysql_fail(&r->err, ARCA_EFAIL, "%s: applying the %s failed (%s %s): %s%s", r->where, what,
-                       r->psql_path, stext, tail ? tail : "",
-                       r->target_is_yb ? "" : "\n(the script ran in one transaction: none of it was applied)");
-        free(tail);
-    } else if (rc == ARCA_OK && errout.len) {
-        char *tail = pc_proc_err_tail(&errout, 1000);
-        r->h->log(r->h, ARCA_LOG_INFO, "%s said: %s", r->psql_path, tail ? tail : "");
-        free(tail);
-    }
-    pc_buf_free(&errout);
-    return rc;
-}
-
-/* Roles are cluster-wide: the ones that exist already are kept as they are;
- * any other error fails the restore. */
-static int rs_apply_roles(rs *r, rs_state *st, const char *script, size_t len)
-{
-    pc_buf errout = {0};
-    int status = 0;
-    st->touched = 1;
-    int rc = rs_psql(r, "roles", script, len, 0, &errout, &status);
-    if (rc == ARCA_OK) {
-        pc_buf bad = {0};
-        size_t kept = 0;
-        for (char *line = errout.p; line && *line;) {
-            char *nl = strchr(line, '\n');
-            size_t n = nl ? (size_t)(nl - line) : strlen(line);
-            char *err = memmem(line, n, "ERROR:", 6);
-            if (err && !memmem(line, n, "already exists", 14)) {
-                pc_buf_add(&bad, "\n  ", 3);
-                pc_buf_add(&bad, line, n);
-            } else if (err) {
-                kept++;
-            }
-            line = nl ? nl + 1 : NULL;
-        }
-        if (bad.len)
-            rc = ysql_fail(&r->err, ARCA_EFAIL, "%s: restoring roles failed:%s", r->where, bad.p);
-        else if (status != 0 && !bad.len && !kept) {
-            char stext[64];
-            pc_proc_status_text(status, stext, sizeof stext);
-            char *tail = pc_proc_err_tail(&errout, 1500);
-            rc = ysql_fail(&r->err, ARCA_EFAIL, "%s: restoring roles failed (%s %s): %s", r->where,
-                           r->psql_path, stext, tail ? tail : "");
-            free(tail);
-        } else if (kept) {
-            r->h->log(r->h, ARCA_LOG_INFO, "%s: %zu roles already existed and were kept as they are",
-                      r->where, kept);
-        }
-        pc_buf_free(&bad);
-    }
-    pc_buf_free(&errout);
-    return rc;
 }
 
 /* ---- choosing the target ---------------------------------------------------------------- */
@@ -381,12 +280,14 @@ static int rs_prepare_target(rs *r, rs_state *st)
         r->target_is_yb = ybx_is_yugabyte(PQgetvalue(res, 0, 1));
         PQclear(res);
     }
+    if (rc == ARCA_OK)
+        rc = rs_check_roles(r, admin);
     if (rc == ARCA_OK && exists && !r->table_level) {
         if (!r->ro->clean) {
             rc = rs_check_empty(r);
         } else {
             char *sql = ident_sql("DROP DATABASE ", r->target_db, "");
-            st->touched = 1;
+            r->touched = 1;
             rc = sql ? ysql_exec(admin, &r->err, "--clean: cannot drop the target database (close "
                                  "its other sessions first)", sql)
                      : ysql_fail(&r->err, ARCA_ENOMEM, "out of memory");
@@ -413,65 +314,12 @@ static int rs_catalog(rs *r, rs_state *st)
         return ysql_fail(&r->err, ARCA_EINTEGRITY, "%s", err);
     if (rs_select_tables(r) < 0)
         return ysql_failed(&r->err);
+    r->want_lo = !r->table_level && !r->ro->no_large_objects && r->cat.large_objects > 0;
     st->stage = "preparing the target database";
     return rs_prepare_target(r, st);
 }
 
 /* ---- schema ------------------------------------------------------------------------------- */
-
-/* For a table-level restore: the script with only the entries of the chosen
- * tables that this restore creates (preamble and trailer always kept). */
-static char *rs_filter_script(rs *r, const pc_buf *script, int pre_data, size_t *len, size_t *kept)
-{
-    toc_script toc;
-    *kept = 0;
-    if (toc_parse(script->p ? script->p : "", script->len, &toc) < 0)
-        return NULL;
-    char *want = calloc(r->cat.n + 1, 1);
-    pc_buf out = {0};
-    if (want) {
-        for (size_t i = 0; i < r->cat.n; i++)
-            want[i] = (char)(r->tt[i].want && !r->tt[i].existed);
-        pc_buf_add(&out, toc.text, toc.preamble_end);
-        /* pg_dump -t leaves schemas out: create the missing ones it has no entry for */
-        for (char **s = r->new_schemas; pre_data && s && *s; s++) {
-            int entry = 0;
-            for (size_t i = 0; i < toc.n && !entry; i++)
-                entry = !strcmp(toc.v[i].type, "SCHEMA") && !strcmp(toc.v[i].name, *s);
-            if (!entry) {
-                pc_buf_str(&out, "\nCREATE SCHEMA ");
-                ysql_buf_ident(&out, *s);
-                pc_buf_str(&out, ";\n");
-                (*kept)++;
-            }
-        }
-        for (size_t i = 0; i < toc.n; i++)
-            if (toc_entry_wanted(&toc.v[i], &r->cat, want) ||
-                (!strcmp(toc.v[i].type, "SCHEMA") && ysql_strv_has(r->new_schemas, toc.v[i].name))) {
-                pc_buf_add(&out, toc.text + toc.v[i].start, toc.v[i].end - toc.v[i].start);
-                (*kept)++;
-            }
-        pc_buf_add(&out, toc.text + toc.trailer_start, toc.len - toc.trailer_start);
-    }
-    free(want);
-    toc_free(&toc);
-    *len = out.len;
-    return want ? pc_buf_take(&out) : (pc_buf_free(&out), NULL);
-}
-
-static int rs_apply_section(rs *r, rs_state *st, int obj, const char *what)
-{
-    pc_buf *b = &st->obj[obj];
-    if (!r->table_level)
-        return rs_apply_script(r, st, what, b->p, b->len);
-    size_t len = 0, kept = 0;
-    char *s = rs_filter_script(r, b, obj == OBJ_PRE, &len, &kept);
-    if (!s)
-        return ysql_fail(&r->err, ARCA_ENOMEM, "out of memory");
-    int rc = kept ? rs_apply_script(r, st, what, s, len) : ARCA_OK;
-    free(s);
-    return rc;
-}
 
 /* Table-level --clean: the chosen tables that exist are emptied in one
  * statement (foreign keys between them are fine; one from another table is not). */
@@ -495,7 +343,7 @@ static int rs_truncate_existing(rs *r, rs_state *st)
         rc = ysql_fail(&r->err, ARCA_ENOMEM, "out of memory");
     else if (n) {
         PGconn *c = rs_connect_target(r);
-        st->touched = 1;
+        r->touched = 1;
         rc = c ? ysql_exec(c, &r->err, "--clean: cannot empty the existing tables", sql)
                : ysql_failed(&r->err);
         PQfinish(c);
@@ -588,12 +436,12 @@ static int rs_apply_schema(rs *r, rs_state *st)
     int rc = ARCA_OK;
     if (st->done[OBJ_ROLES] && st->obj[OBJ_ROLES].len && !r->ro->no_roles) {
         st->stage = "restoring roles";
-        rc = rs_apply_roles(r, st, st->obj[OBJ_ROLES].p, st->obj[OBJ_ROLES].len);
+        rc = rs_apply_roles(r, st->obj[OBJ_ROLES].p, st->obj[OBJ_ROLES].len);
     }
     pc_buf_free(&st->obj[OBJ_ROLES]);
     if (rc == ARCA_OK) {
         st->stage = "applying the pre-data schema";
-        rc = rs_apply_section(r, st, OBJ_PRE, "pre-data schema");
+        rc = rs_apply_section(r, &st->obj[OBJ_PRE], 0);
     }
     pc_buf_free(&st->obj[OBJ_PRE]);
     if (rc == ARCA_OK && r->table_level && r->ro->clean)
@@ -631,8 +479,69 @@ static int meta_int(rs *r, const char *key, int64_t *v)
     return *end ? -1 : 0;
 }
 
+/* Adds one slice (or pack segment) to what table i expects. */
+static void rs_expect(rs *r, size_t i, int64_t rows, const char *digest)
+{
+    ysql_digest d = {0};
+    rs_table *x = &r->tt[i];
+    x->slices_seen++;
+    x->rows_expected += rows;
+    if (ysql_digest_parse(digest, &d) == 0)
+        ysql_digest_merge(&x->expected, &d); /* d.rows is 0: counts travel in "rows" */
+    else
+        x->digest_missing = 1;
+    x->expected.rows = x->rows_expected;
+}
+
+/* A pack's segments: "INDEX:ROWS:BYTES:DIGEST,..." */
+static int rs_pack_start(rs *r, const arca_entry *e, const char *segs, rs_open *o)
+{
+    ld_job job = {.kind = LD_PACK, .name = e->info.name};
+    size_t cap = 1;
+    for (const char *p = segs; *p; p++)
+        cap += *p == ',';
+    job.segs = calloc(cap, sizeof *job.segs);
+    if (!job.segs)
+        return ysql_fail(&r->err, ARCA_ENOMEM, "out of memory");
+    int any = 0, rc = ARCA_OK;
+    int64_t total = 0;
+    for (const char *p = segs; *p && rc == ARCA_OK;) {
+        char *end;
+        unsigned long long idx = strtoull(p, &end, 10);
+        long long rows = *end == ':' ? strtoll(end + 1, &end, 10) : -1;
+        long long bytes = *end == ':' ? strtoll(end + 1, &end, 10) : -1;
+        char digest[64];
+        size_t dl = *end == ':' ? strcspn(end + 1, ",") : 0;
+        if (idx >= r->cat.n || r->cat.v[idx].kind != 'r' || rows < 0 || bytes < 3 || dl != 32) {
+            rc = ysql_fail(&r->err, ARCA_EINTEGRITY, "data object %s: malformed segment %zu in its "
+                           "manifest entry", e->info.name, job.nsegs + 1);
+            break;
+        }
+        snprintf(digest, sizeof digest, "sha256-sum128:%.32s", end + 1);
+        rs_expect(r, (size_t)idx, rows, digest);
+        ld_segment *g = &job.segs[job.nsegs++];
+        *g = (ld_segment){.table = (size_t)idx, .rows = rows, .bytes = bytes, .want = r->tt[idx].want};
+        any |= g->want;
+        total += bytes;
+        p = end + 1 + dl;
+        if (*p == ',')
+            p++;
+    }
+    if (rc == ARCA_OK && (uint64_t)total != e->object_size)
+        rc = ysql_fail(&r->err, ARCA_EINTEGRITY, "data object %s: its segments add up to %" PRId64
+                       " bytes, the object has %" PRIu64, e->info.name, total, e->object_size);
+    if (rc == ARCA_OK && any)
+        rc = ld_begin(r->pool, &job, &o->slot);
+    free(job.segs);
+    return rc;
+}
+
 static int rs_data_start(rs *r, const arca_entry *e, rs_open *o)
 {
+    o->slot = -1;
+    const char *segs = r->h->feed_meta(r->feed, "segments");
+    if (segs)
+        return rs_pack_start(r, e, segs, o);
     const char *schema = r->h->feed_meta(r->feed, "schema");
     const char *table = schema ? r->h->feed_meta(r->feed, "table") : NULL;
     /* feed_meta reuses its buffer for integers only; strings stay valid */
@@ -644,20 +553,26 @@ static int rs_data_start(rs *r, const arca_entry *e, rs_open *o)
     int64_t rows = 0;
     if (meta_int(r, "rows", &rows) < 0)
         return ysql_fail(&r->err, ARCA_EINTEGRITY, "data object %s has no row count", e->info.name);
-    ysql_digest d = {0};
-    rs_table *x = &r->tt[i];
-    x->slices_seen++;
-    x->rows_expected += rows;
-    if (ysql_digest_parse(r->h->feed_meta(r->feed, "digest"), &d) == 0)
-        ysql_digest_merge(&x->expected, &d); /* d.rows is 0: counts travel in "rows" */
-    else
-        x->digest_missing = 1;
-    x->expected.rows = x->rows_expected;
-    if (!x->want) {
-        o->slot = -1;
+    rs_expect(r, i, rows, r->h->feed_meta(r->feed, "digest"));
+    if (!r->tt[i].want)
         return ARCA_OK;
-    }
-    return ld_begin(r->pool, i, e->info.name, &o->slot);
+    ld_job job = {.kind = LD_TABLE, .table = i, .name = e->info.name};
+    return ld_begin(r->pool, &job, &o->slot);
+}
+
+static int rs_lo_start(rs *r, const arca_entry *e, rs_open *o)
+{
+    o->slot = -1;
+    if (r->lo_seen++)
+        return ysql_fail(&r->err, ARCA_EINTEGRITY, "%s appears twice in the archive", e->info.name);
+    if (meta_int(r, "rows", &r->lo_expected) < 0 ||
+        ysql_digest_parse(r->h->feed_meta(r->feed, "digest"), &r->lo_digest) < 0)
+        return ysql_fail(&r->err, ARCA_EINTEGRITY, "%s has no count or digest", e->info.name);
+    r->lo_digest.rows = r->lo_expected;
+    if (!r->want_lo)
+        return ARCA_OK;
+    ld_job job = {.kind = LD_LARGE_OBJECTS, .name = e->info.name};
+    return ld_begin(r->pool, &job, &o->slot);
 }
 
 static int rs_data(rs *r, rs_state *st, const arca_entry *e)
@@ -684,7 +599,8 @@ static int rs_data(rs *r, rs_state *st, const arca_entry *e)
         if (!(o->name = strdup(e->info.name)))
             return ysql_fail(&r->err, ARCA_ENOMEM, "out of memory");
         st->nopen++;
-        if ((rc = rs_data_start(r, e, o)) < 0)
+        rc = strncmp(e->info.name, "data/", 5) ? rs_lo_start(r, e, o) : rs_data_start(r, e, o);
+        if (rc < 0)
             return rc;
     }
     if (o->slot >= 0)
@@ -723,6 +639,12 @@ static int rs_check_counts(rs *r, rs_state *st)
             return rc;
         }
     }
+    if (r->want_lo && r->cat.large_objects > 0 && !r->lo_seen)
+        return ysql_fail(&r->err, ARCA_EINTEGRITY, "the archive lacks large-objects/part-0000 (the "
+                         "catalog says %" PRId64 " large objects)", r->cat.large_objects);
+    if (r->want_lo && r->lo_seen && r->lo_loaded != r->lo_expected)
+        return ysql_fail(&r->err, ARCA_EINTEGRITY, "%s: %" PRId64 " large objects written, the manifest "
+                         "says %" PRId64, r->where, r->lo_loaded, r->lo_expected);
     return ARCA_OK;
 }
 
@@ -803,7 +725,7 @@ static int rs_after_data(rs *r, rs_state *st)
     rs_guard_end(r);
     if (rc == ARCA_OK) {
         st->stage = "applying the post-data schema (indexes, constraints, triggers)";
-        rc = rs_apply_section(r, st, OBJ_POST, "post-data schema");
+        rc = rs_apply_section(r, &st->obj[OBJ_POST], 1);
     }
     if (rc == ARCA_OK) {
         r->post_applied = 1;
@@ -812,6 +734,11 @@ static int rs_after_data(rs *r, rs_state *st)
             st->stage = "verifying the data";
             rc = ld_verify(r);
         }
+    }
+    if (rc == ARCA_OK) {
+        /* last: a connection limit or a read-only default must not get in the restore's way */
+        st->stage = "giving the database its owner, privileges, comment and settings";
+        rc = rs_apply_database(r);
     }
     return rc;
 }
@@ -840,7 +767,7 @@ static int rs_entry(rs *r, rs_state *st, const arca_entry *e)
         r->h->log(r->h, ARCA_LOG_WARN, "ignoring archive entry %s: not a data object", name);
         return ARCA_OK;
     }
-    if (!strncmp(name, "data/", 5)) {
+    if (!strncmp(name, "data/", 5) || !strcmp(name, "large-objects/part-0000")) {
         if (!st->done[OBJ_CATALOG])
             return ysql_fail(&r->err, ARCA_EINTEGRITY, "data object %s arrived before "
                              "schema/catalog.json: not a backup of this plugin", name);
@@ -861,9 +788,9 @@ static int rs_run(rs *r, rs_state *st)
 {
     const arca_host *h = r->h;
     const char *fmt = h->feed_info(r->feed, "ysql_format");
-    if (!fmt || strcmp(fmt, "1"))
+    if (!fmt || (strcmp(fmt, "1") && strcmp(fmt, "2")))
         return ysql_fail(&r->err, ARCA_ECONFIG, "this archive was written in ysql format %s; this "
-                         "arca reads format 1", fmt ? fmt : "(none)");
+                         "arca reads formats 1 and 2", fmt ? fmt : "(none)");
     const char *mode = h->feed_info(r->feed, "mode");
     const char *enc = h->feed_info(r->feed, "encoding");
     r->table_level = r->ro->table != NULL || (mode && !strcmp(mode, "tables"));
@@ -911,7 +838,7 @@ static char *rs_state_note(rs *r, rs_state *st)
         pc_buf_printf(&b, "database \"%s\" was created by this restore and is left as it is for "
                         "inspection (failed while %s)\nhint: drop it with DROP DATABASE \"%s\", or "
                         "restore with --drop-on-failure", r->target_db, st->stage, r->target_db);
-    } else if (st->touched) {
+    } else if (r->touched) {
         const char *done = r->post_applied     ? ", after everything was restored"
                            : r->tables_loaded  ? ", after the data was loaded"
                            : r->schema_applied ? ", after the pre-data schema was applied"

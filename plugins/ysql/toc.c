@@ -4,12 +4,15 @@
  *     --
  *     -- Name: NAME; Type: TYPE; Schema: SCHEMA; Owner: OWNER
  *     --
- * for every entry since long before PostgreSQL 11 (names with newlines are
- * printed with spaces), and ysql_dump inherits it. */
+ * for every entry since long before PostgreSQL 11, and ysql_dump inherits it.
+ * The header prints a newline in a name as a space, so it only cuts the
+ * script and names entries in messages: which table an entry belongs to is
+ * read from its SQL (sqlscan.c). */
 #include "pure.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const char *line_end(const char *p, const char *end)
 {
@@ -69,7 +72,9 @@ static int parse_header(const char *b, const char *e, toc_entry *t)
     t->name = dup_range(name, ty);
     t->type = dup_range(ty + 8, sc);
     t->schema = dup_range(sc + 10, ow ? ow : e);
-    return t->name && t->type && t->schema ? 0 : -1;
+    const char *ts = ow ? find_first(ow, e, "; Tablespace: ") : NULL;
+    t->owner = ow ? dup_range(ow + (ow + 9 <= e ? 9 : 8), ts ? ts : e) : strdup("");
+    return t->name && t->type && t->schema && t->owner ? 0 : -1;
 }
 
 static void entry_free(toc_entry *t)
@@ -77,6 +82,8 @@ static void entry_free(toc_entry *t)
     free(t->name);
     free(t->type);
     free(t->schema);
+    free(t->owner);
+    sql_subject_free(&t->subject);
 }
 
 int toc_parse(const char *text, size_t len, toc_script *out)
@@ -143,83 +150,213 @@ void toc_free(toc_script *s)
     s->n = 0;
 }
 
-/* "TABLE rest" with rest == t; "PREFIX t.column" with any column. */
 static int is(const char *a, const char *b)
 {
     return !strcmp(a, b);
 }
 
-/* name == `t` + " " + one of `list` */
-static int table_pair(const char *name, const char *t, char *const *list)
+/* SET ... and SELECT pg_catalog.set_config(...) set up a session; they are not what an entry is about */
+static int setup_statement(const char *p, size_t n)
 {
-    size_t n = strlen(t);
-    return !strncmp(name, t, n) && name[n] == ' ' && ysql_strv_has(list, name + n + 1);
+    return (n >= 4 && !strncasecmp(p, "SET ", 4)) || (n >= 6 && !strncasecmp(p, "RESET ", 6)) ||
+           (n >= 29 && !strncmp(p, "SELECT pg_catalog.set_config(", 29));
 }
 
-/* name == KIND + " " + x + " ON " + t with x in list */
-static int on_table(const char *name, const char *kind, char *const *list, const char *t)
+int toc_entry_subject(const toc_script *s, toc_entry *e)
 {
-    size_t k = strlen(kind), tl = strlen(t), nl = strlen(name);
-    if (strncmp(name, kind, k) || name[k] != ' ' || nl < k + 1 + 4 + tl)
+    if (e->subject_done)
         return 0;
-    const char *tail = name + nl - tl - 4;
-    if (memcmp(tail, " ON ", 4) || strcmp(tail + 4, t))
-        return 0;
-    char *x = strndup(name + k + 1, (size_t)(tail - (name + k + 1)));
-    int hit = x && ysql_strv_has(list, x);
-    free(x);
-    return hit;
-}
-
-static int comment_or_acl_for(const char *name, const cat_table *t)
-{
-    size_t n;
-    if (!strncmp(name, "TABLE ", 6))
-        return is(name + 6, t->name);
-    if (!strncmp(name, "SEQUENCE ", 9))
-        return ysql_strv_has(t->sequences, name + 9);
-    if (!strncmp(name, "INDEX ", 6))
-        return ysql_strv_has(t->indexes, name + 6);
-    if (!strncmp(name, "COLUMN ", 7)) {
-        n = strlen(t->name);
-        return !strncmp(name + 7, t->name, n) && name[7 + n] == '.';
+    size_t pos = e->start;
+    sql_stmt st;
+    while (sql_next(s->text, e->end, &pos, &st)) {
+        const char *p = s->text + st.start;
+        size_t n = st.end - st.start;
+        if (st.meta || setup_statement(p, n))
+            continue;
+        if (sql_subject_of(p, n, &e->subject) < 0)
+            return -1;
+        if (e->subject.kind != SQL_SUBJ_NONE)
+            break;
     }
-    return on_table(name, "CONSTRAINT", t->constraints, t->name) ||
-           on_table(name, "TRIGGER", t->triggers, t->name) ||
-           on_table(name, "POLICY", t->policies, t->name) ||
-           on_table(name, "RULE", t->rules, t->name);
-}
-
-static int entry_for_table(const toc_entry *e, const cat_table *t)
-{
-    const char *ty = e->type, *nm = e->name;
-    if (strcmp(e->schema, t->schema))
-        return 0;
-    if (is(ty, "TABLE") || is(ty, "TABLE ATTACH") || is(ty, "ROW SECURITY"))
-        return is(nm, t->name);
-    if (is(ty, "DEFAULT"))
-        return table_pair(nm, t->name, t->columns);
-    if (is(ty, "SEQUENCE") || is(ty, "SEQUENCE OWNED BY"))
-        return ysql_strv_has(t->sequences, nm);
-    if (is(ty, "CONSTRAINT") || is(ty, "FK CONSTRAINT") || is(ty, "CHECK CONSTRAINT"))
-        return table_pair(nm, t->name, t->constraints);
-    if (is(ty, "TRIGGER"))
-        return table_pair(nm, t->name, t->triggers);
-    if (is(ty, "POLICY"))
-        return table_pair(nm, t->name, t->policies);
-    if (is(ty, "RULE"))
-        return table_pair(nm, t->name, t->rules);
-    if (is(ty, "INDEX") || is(ty, "INDEX ATTACH"))
-        return ysql_strv_has(t->indexes, nm);
-    if (is(ty, "COMMENT") || is(ty, "ACL") || is(ty, "SECURITY LABEL"))
-        return comment_or_acl_for(nm, t);
+    if (e->subject.kind != SQL_SUBJ_NONE && !e->subject.schema && strcmp(e->schema, "-") &&
+        e->subject.kind != SQL_SUBJ_SCHEMA && e->subject.kind != SQL_SUBJ_LARGE_OBJECT &&
+        e->subject.kind != SQL_SUBJ_DATABASE && !(e->subject.schema = strdup(e->schema)))
+        return -1;
+    e->subject_done = 1;
     return 0;
 }
 
-int toc_entry_wanted(const toc_entry *e, const catalog *c, const char *want)
+/* The types pg_dump (11 to 17) files under post-data. */
+static const char *const post_types[] = {
+    "INDEX", "INDEX ATTACH", "STATISTICS", "CONSTRAINT", "FK CONSTRAINT", "TRIGGER",
+    "EVENT TRIGGER", "RULE", "POLICY", "ROW SECURITY", "MATERIALIZED VIEW DATA", "PUBLICATION",
+    "PUBLICATION TABLE", "PUBLICATION TABLES IN SCHEMA", "SUBSCRIPTION", "SUBSCRIPTION TABLE",
+    "DEFAULT ACL", NULL,
+};
+
+/* ... and types that only ever are pre-data: one of them after the cut means
+ * the script is not ordered the way the cut assumes. */
+static const char *const pre_types[] = {
+    "SCHEMA", "EXTENSION", "TYPE", "DOMAIN", "FUNCTION", "PROCEDURE", "AGGREGATE", "TABLE",
+    "TABLE ATTACH", "VIEW", "MATERIALIZED VIEW", "SEQUENCE", "SEQUENCE OWNED BY", "DEFAULT",
+    "FOREIGN TABLE", "COLLATION", "CONVERSION", "OPERATOR", "OPERATOR CLASS", "OPERATOR FAMILY",
+    "CAST", "TRANSFORM", "PROCEDURAL LANGUAGE", "SERVER", "FOREIGN DATA WRAPPER", "USER MAPPING",
+    "TEXT SEARCH CONFIGURATION", "TEXT SEARCH DICTIONARY", "TEXT SEARCH PARSER",
+    "TEXT SEARCH TEMPLATE", "ACCESS METHOD", "BLOB", "LARGE OBJECT", NULL,
+};
+
+static int in_list(const char *const *list, const char *t)
 {
-    for (size_t i = 0; i < c->n; i++)
-        if (want[i] && entry_for_table(e, &c->v[i]))
+    for (; *list; list++)
+        if (is(*list, t))
             return 1;
     return 0;
+}
+
+int toc_is_post_data(const toc_script *s, const toc_entry *e)
+{
+    if (is(e->type, "CHECK CONSTRAINT")) {
+        /* a table's is post-data; a domain's (ALTER DOMAIN) was pre-data before PostgreSQL 12 */
+        size_t pos = e->start;
+        sql_stmt st;
+        while (sql_next(s->text, e->end, &pos, &st)) {
+            const char *p = s->text + st.start;
+            size_t n = st.end - st.start;
+            if (st.meta || setup_statement(p, n))
+                continue;
+            return !(n >= 13 && !strncasecmp(p, "ALTER DOMAIN ", 13));
+        }
+        return 1;
+    }
+    return in_list(post_types, e->type);
+}
+
+long toc_post_data_start(const toc_script *s)
+{
+    size_t cut = s->n;
+    for (size_t i = 0; i < s->n && cut == s->n; i++)
+        if (toc_is_post_data(s, &s->v[i]))
+            cut = i;
+    for (size_t i = cut; i < s->n; i++)
+        if (in_list(pre_types, s->v[i].type))
+            return -1;
+    return (long)cut;
+}
+
+int toc_is_large_object(const toc_script *s, toc_entry *e)
+{
+    if (is(e->type, "BLOB") || is(e->type, "LARGE OBJECT") || is(e->type, "BLOBS"))
+        return 1;
+    if (!is(e->type, "COMMENT") && !is(e->type, "ACL") && !is(e->type, "SECURITY LABEL"))
+        return 0;
+    if (toc_entry_subject(s, e) < 0)
+        return -1;
+    return e->subject.kind == SQL_SUBJ_LARGE_OBJECT;
+}
+
+size_t toc_emit(const toc_script *s, const char *keep, int no_owner, pc_buf *out)
+{
+    size_t kept = 0;
+    pc_buf_add(out, s->text, s->preamble_end);
+    for (size_t i = 0; i < s->n; i++) {
+        const toc_entry *e = &s->v[i];
+        if (keep && !keep[i])
+            continue;
+        kept++;
+        if (!no_owner) {
+            pc_buf_add(out, s->text + e->start, e->end - e->start);
+            continue;
+        }
+        /* copy the entry but its OWNER TO statements (whitespace between statements kept) */
+        size_t pos = e->start, from = e->start;
+        sql_stmt st;
+        while (sql_next(s->text, e->end, &pos, &st)) {
+            char *owner = st.meta ? NULL : sql_owner_of(s->text + st.start, st.end - st.start);
+            if (owner) {
+                pc_buf_add(out, s->text + from, st.start - from);
+                from = st.end;
+                free(owner);
+            }
+        }
+        pc_buf_add(out, s->text + from, e->end - from);
+    }
+    pc_buf_add(out, s->text + s->trailer_start, s->len - s->trailer_start);
+    return kept;
+}
+
+typedef struct role_sink {
+    int (*add)(void *ud, const char *role, char use);
+    void *ud;
+    char use;
+} role_sink;
+
+static int role_add(void *ud, const char *role)
+{
+    role_sink *r = ud;
+    return r->add(r->ud, role, r->use);
+}
+
+int toc_roles(const toc_script *s, int (*add)(void *ud, const char *role, char use), void *ud)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        const toc_entry *e = &s->v[i];
+        int acl = is(e->type, "ACL") || is(e->type, "DEFAULT ACL");
+        int policy = is(e->type, "POLICY");
+        /* the header's owner is the object's owner: it gets an OWNER TO (or owns the ACL's object) */
+        if (*e->owner && strcmp(e->owner, "-") && !acl && add(ud, e->owner, 'o') < 0)
+            return -1;
+        size_t pos = e->start;
+        sql_stmt st;
+        while (sql_next(s->text, e->end, &pos, &st)) {
+            if (st.meta)
+                continue;
+            const char *p = s->text + st.start;
+            size_t n = st.end - st.start;
+            char *owner = sql_owner_of(p, n);
+            int rc = owner ? add(ud, owner, 'o') : 0;
+            free(owner);
+            role_sink rs = {add, ud, acl ? 'a' : 'p'};
+            if (rc == 0 && (acl || policy))
+                rc = sql_roles_granted(p, n, role_add, &rs);
+            if (rc < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static int is_table_type(const char *ty)
+{
+    static const char *const types[] = {
+        "TABLE", "TABLE ATTACH", "ROW SECURITY", "DEFAULT", "SEQUENCE", "SEQUENCE OWNED BY",
+        "CONSTRAINT", "FK CONSTRAINT", "CHECK CONSTRAINT", "TRIGGER", "POLICY", "RULE", "INDEX",
+        "INDEX ATTACH", "COMMENT", "ACL", "SECURITY LABEL", NULL,
+    };
+    return in_list(types, ty);
+}
+
+int toc_entry_wanted(const toc_script *s, toc_entry *e, catalog *c, const char *want)
+{
+    if (!is_table_type(e->type))
+        return 0;
+    if (toc_entry_subject(s, e) < 0)
+        return -1;
+    const sql_subject *j = &e->subject;
+    if (!j->schema || !j->name)
+        return 0;
+    cat_table *t = NULL;
+    switch (j->kind) {
+    case SQL_SUBJ_REL:
+        t = cat_find(c, j->schema, j->name);
+        break;
+    case SQL_SUBJ_INDEX:
+        t = cat_find_index(c, j->schema, j->name);
+        break;
+    case SQL_SUBJ_SEQUENCE:
+        t = cat_find_sequence(c, j->schema, j->name);
+        break;
+    default:
+        return 0;
+    }
+    return t && want[t - c->v];
 }

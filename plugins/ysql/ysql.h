@@ -1,6 +1,8 @@
 /* ysql plugin: shared declarations of the descriptor (plugin.c), connections
- * (conn.c), child processes (proc.c), backup (backup.c, export.c) and restore
- * (restore.c, load.c). The libpq-free decisions are in pure.h. */
+ * (conn.c), child processes (proc.c), rows too big for one COPY message
+ * (bigrow.c), large objects (lo.c), backup (backup.c, bkcat.c, bkdump.c,
+ * export.c) and restore (restore.c, load.c). The libpq-free decisions are in
+ * pure.h. */
 #ifndef YSQL_H
 #define YSQL_H
 
@@ -26,6 +28,7 @@ typedef struct ysql_config {
     const char *tables;
     const char *exclude_tables;
     int include_roles;
+    int large_objects;
     const char *dump_command;
     const char *dumpall_command;
     const char *restore_command;
@@ -45,6 +48,9 @@ typedef struct ysql_restore_opts {
     int drop_on_failure;
     int verify_data;
     int no_roles;
+    int no_owner;
+    int no_privileges;
+    int no_large_objects;
     int64_t jobs;
 } ysql_restore_opts;
 
@@ -89,10 +95,46 @@ PGresult *ysql_query(PGconn *c, ysql_err *e, const char *what, const char *sql, 
                      const char *const *params);
 /* The server's error as one trimmed line plus DETAIL/HINT when present (caller frees). */
 char *ysql_pg_message(PGconn *c, const PGresult *r);
-/* Settings every data session uses so that COPY text is the same on both ends:
- * client_encoding, DateStyle ISO, IntervalStyle postgres, extra_float_digits 3,
- * TimeZone UTC, bytea_output hex, row_security off, no timeouts. */
-int ysql_session_setup(PGconn *c, ysql_err *e, const char *encoding);
+/* Settings every session uses so that COPY text is the same on both ends:
+ * client_encoding UTF8 (the names in SQL; COPY data keeps the database's
+ * encoding through its ENCODING option, see ysql_copy_options), DateStyle
+ * ISO, IntervalStyle postgres, extra_float_digits 3, TimeZone UTC,
+ * bytea_output hex, row_security off, no timeouts. */
+int ysql_session_setup(PGconn *c, ysql_err *e);
+/* " (ENCODING 'enc')" for COPY: the data in the database's encoding, byte for
+ * byte, whatever the session's client_encoding. */
+void ysql_copy_options(pc_buf *b, const char *encoding, int freeze);
+
+/* ---- bigrow.c: rows too big to come through COPY in one message ------------------ */
+/* A row whose values add up to more than this (bytea counted twice, its COPY
+ * text is hex) is copied value by value, in pieces, instead of by COPY. */
+#define YSQL_BIG_ROW ((int64_t)16 << 20)
+typedef int (*ysql_write_fn)(void *ud, const void *data, size_t len);
+/* The SQL condition true for a row of `t` (t->wide set) bigger than
+ * YSQL_BIG_ROW; caller frees. */
+char *ysql_big_condition(const cat_table *t);
+/* The COPY text line of every row of `t` matching `where` (a condition on the
+ * table, "AND"-ed with the big-row condition), made piece by piece: written
+ * through write (NULL: only hashed) and added to dg. Memory stays within a
+ * few pieces of 16 MiB whatever the row's size. */
+int ysql_copy_big_rows(PGconn *c, ysql_err *e, const char *where, const cat_table *t,
+                       const char *range, const char *encoding, ysql_hasher *h, ysql_digest *dg,
+                       ysql_write_fn write, void *ud);
+
+/* ---- lo.c: large objects --------------------------------------------------------- */
+/* Every large object the session sees, as records "<oid> <size>\n<bytes>",
+ * each hashed into dg (one "row" per object), through write (NULL: only
+ * hashed); *bytes gets the contents' total. */
+int ysql_lo_export(PGconn *c, ysql_err *e, const char *where, ysql_hasher *h, ysql_digest *dg,
+                   int64_t *bytes, ysql_write_fn write, void *ud);
+/* Writes the records of an archive object into the large objects that the
+ * pre-data schema created (lo_create), in the session's transaction. */
+typedef struct ysql_lo_loader ysql_lo_loader;
+ysql_lo_loader *ysql_lo_loader_new(PGconn *c, ysql_err *e, const char *where);
+int ysql_lo_loader_feed(ysql_lo_loader *l, const void *data, size_t len);
+/* Checks that the last record is complete; *count gets the objects written. */
+int ysql_lo_loader_end(ysql_lo_loader *l, int64_t *count);
+void ysql_lo_loader_free(ysql_lo_loader *l);
 
 /* ---- proc.c --------------------------------------------------------------------- */
 /* One child process run to completion through pc_proc_run: argv (no shell), the

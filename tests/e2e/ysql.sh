@@ -147,7 +147,7 @@ ok = '"yugabytedb": "false"' in flat and '"mode": "full"' in flat and '"database
 print("ok" if ok else "bad: " + flat)
 EOF
 )"
-expect_match "objects: catalog first, pre-data before data, post-data last; big table sliced with row counts" "ok" "$(python3 - "$T_TMP/inspect.json" <<'EOF'
+expect_match "objects: catalog first, pre-data before data, post-data last; big table sliced with row counts, small tables packed" "ok" "$(python3 - "$T_TMP/inspect.json" <<'EOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
 m = d.get("manifest", d)
@@ -155,7 +155,7 @@ objs = [o["name"] for o in m["objects"]]
 first_data = min(i for i, n in enumerate(objs) if n.startswith("data/"))
 big = [o for o in m["objects"] if o["name"].startswith("data/app.big/")]
 rows = sum(o["meta"]["rows"] for o in big)
-digests = all(o["meta"].get("digest", "").startswith("sha256-sum128:") for o in m["objects"] if o["name"].startswith("data/"))
+digests = all(o["meta"].get("digest", "").startswith("sha256-sum128:") or o["meta"].get("segments") for o in m["objects"] if o["name"].startswith("data/"))
 ok = (objs[0] == "schema/catalog.json" and objs.index("schema/pre-data.sql") < first_data
       and objs[-1] == "schema/post-data.sql" and len(big) >= 3 and rows == 60000 and digests
       and all(o["meta"]["slices"] == len(big) for o in big))
