@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BR_PIECE ((int64_t)16 << 20) /* bytes (or characters) fetched per query */
+#define BR_PIECE ((int64_t)16 << 20) /* bytes of a big value per row of its query */
 #define BR_INLINE ((int64_t)1 << 20) /* values up to this come through the one-row COPY */
 #define BR_OUT ((size_t)256 << 10)   /* escaped bytes gathered before a write */
 
@@ -164,53 +164,66 @@ static int br_outfns(br *x)
     return rc;
 }
 
-/* One big value in pieces: kind t (characters of the text), b (bytes), v
- * (characters of the output function's text). `size` is the value's bytes
- * (t and b), -1 when unknown (v: until an empty piece). */
-static int br_pieces(br *x, const char *ctid, size_t col, int64_t size)
+/* One big value in pieces: the server makes it once (bytea: its bytes;
+ * text: its bytes in the database's encoding; other types: their output
+ * function's text, so) and cuts it; the pieces come one row at a time
+ * (single-row mode), so the client holds one piece. Slicing the stored
+ * value piece by piece instead would decompress (or, in a multibyte
+ * encoding, count the characters of) everything before each piece again. */
+static int br_pieces(br *x, const char *ctid, size_t col)
 {
     char k = x->t->wide[col];
     if (k == 'v' && br_outfns(x) < 0)
         return ysql_failed(x->e);
     pc_buf q = {0};
+    pc_buf_printf(&q, "SELECT p.k, pg_catalog.substring(x.v, p.k::pg_catalog.int4, %" PRId64 ") FROM (SELECT ",
+                  BR_PIECE);
     if (k == 'b') {
-        pc_buf_str(&q, "SELECT pg_catalog.substring(");
         ysql_buf_ident(&q, x->t->columns[col]);
-        pc_buf_str(&q, ", $2::pg_catalog.int4, $3::pg_catalog.int4)");
+        pc_buf_str(&q, " OPERATOR(pg_catalog.||) ''::pg_catalog.bytea");
     } else {
-        pc_buf_str(&q, "SELECT pg_catalog.convert_to(pg_catalog.substr(");
+        pc_buf_str(&q, "pg_catalog.convert_to(");
         if (k == 'v')
             pc_buf_printf(&q, "pg_catalog.textin(%s(", x->outfn[col]);
         ysql_buf_ident(&q, x->t->columns[col]);
-        pc_buf_str(&q, k == 'v' ? "))" : "::pg_catalog.text");
-        pc_buf_str(&q, ", $2::pg_catalog.int4, $3::pg_catalog.int4), $4)");
+        pc_buf_str(&q, k == 'v' ? ")), $2)" : "::pg_catalog.text, $2)");
     }
+    pc_buf_str(&q, " AS v");
     pc_buf_str(&q, x->from);
+    pc_buf_printf(&q, " OFFSET 0) x, pg_catalog.generate_series(1::pg_catalog.int8,"
+                  " pg_catalog.octet_length(x.v)::pg_catalog.int8, %" PRId64 ") p(k)", BR_PIECE);
     char *sql = pc_buf_take(&q);
     if (!sql)
         return ysql_fail(x->e, ARCA_ENOMEM, "out of memory");
+    const char *p[2] = {ctid, x->encoding};
     int rc = k == 'b' ? br_emit(x, "\\\\x", 3) : ARCA_OK;
-    int64_t done = 0;
-    for (int64_t at = 1; rc == ARCA_OK && (size < 0 || done < size); at += BR_PIECE) {
-        char a[32], n[32];
-        snprintf(a, sizeof a, "%" PRId64, at);
-        snprintf(n, sizeof n, "%" PRId64, BR_PIECE);
-        const char *p[4] = {ctid, a, n, x->encoding};
-        PGresult *r = PQexecParams(x->c, sql, k == 'b' ? 3 : 4, NULL, p, NULL, NULL, 1);
-        if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 || PQgetisnull(r, 0, 0)) {
-            rc = br_failed(x, r, "cannot read a piece of a big value");
-            PQclear(r);
-            break;
-        }
-        size_t len = (size_t)PQgetlength(r, 0, 0);
-        const unsigned char *v = (const unsigned char *)PQgetvalue(r, 0, 0);
-        rc = k == 'b' ? br_hex(x, v, len) : br_escaped(x, v, len);
-        PQclear(r);
-        done += (int64_t)len;
-        if (!len)
-            break; /* the end (or a value that shrank: the line is still what the snapshot holds) */
-    }
+    int sent = rc == ARCA_OK && PQsendQueryParams(x->c, sql, k == 'b' ? 1 : 2, NULL, p, NULL, NULL, 1) &&
+               PQsetSingleRowMode(x->c);
     free(sql);
+    if (rc == ARCA_OK && !sent)
+        rc = br_failed(x, NULL, "cannot read a big value");
+    int64_t next = 1;
+    PGresult *r;
+    while ((r = PQgetResult(x->c))) {
+        ExecStatusType st = PQresultStatus(r);
+        if (rc == ARCA_OK && st == PGRES_SINGLE_TUPLE) {
+            /* binary: k as an int8 in network order, then the piece */
+            const unsigned char *kb = (const unsigned char *)PQgetvalue(r, 0, 0);
+            int64_t at = 0;
+            for (int i = 0; i < 8; i++)
+                at = at << 8 | kb[i];
+            size_t len = (size_t)PQgetlength(r, 0, 1);
+            const unsigned char *v = (const unsigned char *)PQgetvalue(r, 0, 1);
+            if (at != next)
+                rc = ysql_fail(x->e, ARCA_EFAIL, "%s: the pieces of a big value came out of order", x->where);
+            else
+                rc = k == 'b' ? br_hex(x, v, len) : br_escaped(x, v, len);
+            next += BR_PIECE;
+        } else if (rc == ARCA_OK && st != PGRES_TUPLES_OK) {
+            rc = br_failed(x, r, "cannot read a big value");
+        }
+        PQclear(r);
+    }
     return rc;
 }
 
@@ -318,7 +331,7 @@ static int br_row(br *x, const char *ctid)
         if (i && (rc = br_emit(x, "\t", 1)) < 0)
             break;
         if (big[i])
-            rc = br_pieces(x, ctid, i, t->wide[i] == 'v' ? -1 : size[i]);
+            rc = br_pieces(x, ctid, i);
         else
             rc = br_emit(x, f, (size_t)(fe - f));
         f = tab ? tab + 1 : end;

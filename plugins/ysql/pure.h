@@ -171,8 +171,7 @@ void toc_free(toc_script *s);
 /* Fills e->subject once. 0 / -1 (oom). */
 int toc_entry_subject(const toc_script *s, toc_entry *e);
 /* 1 for an entry pg_dump puts in its post-data section (indexes, constraints,
- * triggers, rules, policies, materialized view data, ...): by its type, and
- * for CHECK CONSTRAINT (tables: post-data) also by its SQL. */
+ * triggers, rules, policies, materialized view data, ...), by its type. */
 int toc_is_post_data(const toc_script *s, const toc_entry *e);
 /* A dump of both sections (--section=pre-data --section=post-data): the
  * index of its first post-data entry (n when there is none). pg_dump sorts

@@ -472,6 +472,489 @@ static void catalog_round_trips_through_json(void **state)
     assert_int_equal(cat_from_json("not json", 8, &back, err, sizeof err), -1);
 }
 
+/* ---- SQL statements and what they are about ----------------------------------------------- */
+
+/* The statements of `text`, each trimmed of surrounding blanks, joined by "|". */
+static char *statements(const char *text)
+{
+    pc_buf b = {0};
+    size_t pos = 0, len = strlen(text);
+    sql_stmt st;
+    while (sql_next(text, len, &pos, &st)) {
+        size_t e = st.end;
+        while (e > st.start && (text[e - 1] == '\n' || text[e - 1] == ' '))
+            e--;
+        if (b.len)
+            pc_buf_add(&b, "|", 1);
+        pc_buf_add(&b, text + st.start, e - st.start);
+    }
+    return pc_buf_take(&b);
+}
+
+static void statements_are_cut_where_psql_cuts_them(void **state)
+{
+    char *got = statements(
+        "\\restrict abc\n"
+        "SET x = 'a;b';\n"
+        "-- a comment; with a semicolon\n"
+        "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $f$ BEGIN RETURN 1; END $f$;\n"
+        "/* nested /* comment; */ still; */ SELECT E'it\\'s;', \"semi;colon\";\n"
+        "CREATE RULE r AS ON INSERT TO t DO INSTEAD (INSERT INTO u VALUES (1); DELETE FROM u);\n"
+        "CREATE FUNCTION g() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT CASE WHEN true THEN 2 END; END;\n"
+        "SELECT $$x;$$, $1;\n");
+    assert_string_equal(got,
+        "\\restrict abc|SET x = 'a;b';|"
+        "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $f$ BEGIN RETURN 1; END $f$;|"
+        "SELECT E'it\\'s;', \"semi;colon\";|"
+        "CREATE RULE r AS ON INSERT TO t DO INSTEAD (INSERT INTO u VALUES (1); DELETE FROM u);|"
+        "CREATE FUNCTION g() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT CASE WHEN true THEN 2 END; END;|"
+        "SELECT $$x;$$, $1;");
+    free(got);
+}
+
+/* "KIND schema.name[.sub]" for a statement's subject, "-" for none. */
+static char *subject(const char *stmt)
+{
+    sql_subject j;
+    assert_int_equal(sql_subject_of(stmt, strlen(stmt), &j), 0);
+    static const char *const kinds[] = {"-", "rel", "index", "sequence", "schema", "database", "lo"};
+    pc_buf b = {0};
+    pc_buf_str(&b, kinds[j.kind]);
+    if (j.kind)
+        pc_buf_printf(&b, " %s.%s%s%s", j.schema ? j.schema : "?", j.name ? j.name : "?",
+                      j.sub ? "." : "", j.sub ? j.sub : "");
+    sql_subject_free(&j);
+    return pc_buf_take(&b);
+}
+
+static void statements_name_their_subject_whatever_the_comment_says(void **state)
+{
+    const char *cases[][2] = {
+        {"CREATE TABLE \"a\nb\".\"t\nx\" (id int);", "rel a\nb.t\nx"},
+        {"CREATE UNLOGGED TABLE IF NOT EXISTS s.t (id int);", "rel s.t"},
+        {"ALTER TABLE ONLY s.p ATTACH PARTITION s.\"Part 1\" FOR VALUES IN (1);", "rel s.Part 1"},
+        {"ALTER TABLE ONLY \"S\".t\n    ADD CONSTRAINT \"pk\n1\" PRIMARY KEY (id);", "rel S.t"},
+        {"ALTER TABLE s.t ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (SEQUENCE NAME s.t_id_seq);", "rel s.t"},
+        {"ALTER INDEX s.pidx ATTACH PARTITION s.cidx;", "index s.cidx"},
+        {"CREATE UNIQUE INDEX \"i\nx\" ON ONLY s.t USING btree (a);", "rel s.t"},
+        {"CREATE TRIGGER tg AFTER UPDATE OF a, \"on\" ON s.t FOR EACH ROW EXECUTE FUNCTION f();", "rel s.t"},
+        {"CREATE CONSTRAINT TRIGGER tg AFTER INSERT ON s.t FROM s.u FOR EACH ROW EXECUTE FUNCTION f();", "rel s.t"},
+        {"CREATE POLICY p ON s.t TO bob USING (true);", "rel s.t"},
+        {"CREATE RULE r AS ON INSERT TO s.t DO INSTEAD NOTHING;", "rel s.t"},
+        {"CREATE SEQUENCE s.seq START WITH 1;", "sequence s.seq"},
+        {"ALTER SEQUENCE s.seq OWNED BY s.t.id;", "sequence s.seq"},
+        {"COMMENT ON COLUMN s.t.\"c.d\" IS 'x';", "rel s.t.c.d"},
+        {"COMMENT ON CONSTRAINT c ON s.t IS 'x';", "rel s.t.c"},
+        {"COMMENT ON CONSTRAINT c ON DOMAIN s.d IS 'x';", "-"},
+        {"COMMENT ON INDEX s.i IS 'x';", "index s.i"},
+        {"SECURITY LABEL FOR dummy ON TABLE s.t IS 'x';", "rel s.t"},
+        {"GRANT SELECT(a, \"on\"),UPDATE ON TABLE s.t TO bob;", "rel s.t"},
+        {"REVOKE ALL ON SEQUENCE s.seq FROM PUBLIC;", "sequence s.seq"},
+        {"CREATE SCHEMA \"a\nb\";", "schema ?.a\nb"},
+        {"SELECT pg_catalog.lo_create('4242');", "lo ?.4242"},
+        {"ALTER LARGE OBJECT 4242 OWNER TO bob;", "lo ?.4242"},
+        {"GRANT SELECT ON LARGE OBJECT 4242 TO bob;", "lo ?.4242"},
+        {"CREATE VIEW s.v AS SELECT 1;", "-"},
+        {"SET search_path = s;", "-"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *got = subject(cases[i][0]);
+        if (strcmp(got, cases[i][1]))
+            fail_msg("%s: got '%s', want '%s'", cases[i][0], got, cases[i][1]);
+        free(got);
+    }
+}
+
+static int collect_role(void *ud, const char *role)
+{
+    pc_buf *b = ud;
+    pc_buf_printf(b, "%s%s", b->len ? "," : "", role);
+    return 0;
+}
+
+static void owner_and_grant_statements_name_their_roles(void **state)
+{
+    const char *owners[][2] = {
+        {"ALTER TABLE s.t OWNER TO bob;", "bob"},
+        {"ALTER FUNCTION s.f(integer) OWNER TO \"Mixed Role\";", "Mixed Role"},
+        {"ALTER TABLE s.\"OWNER TO x\" ADD COLUMN c int;", NULL},
+        {"COMMENT ON TABLE s.t IS 'OWNER TO bob';", NULL},
+    };
+    for (size_t i = 0; i < sizeof owners / sizeof *owners; i++) {
+        char *got = sql_owner_of(owners[i][0], strlen(owners[i][0]));
+        if (owners[i][1])
+            assert_string_equal(got, owners[i][1]);
+        else
+            assert_null(got);
+        free(got);
+    }
+    const char *grants[][2] = {
+        {"GRANT SELECT ON TABLE s.t TO bob, \"Al Ice\" WITH GRANT OPTION;", "bob,Al Ice"},
+        {"REVOKE ALL ON TABLE s.t FROM PUBLIC;", ""},
+        {"SET SESSION AUTHORIZATION carol;", "carol"},
+        {"ALTER DEFAULT PRIVILEGES FOR ROLE bob IN SCHEMA app GRANT SELECT ON TABLES TO alice;", "bob,alice"},
+        {"CREATE POLICY p ON s.t TO dave, CURRENT_USER USING (true);", "dave"},
+        {"GRANT SELECT(\"to\") ON TABLE s.t TO erin;", "erin"},
+    };
+    for (size_t i = 0; i < sizeof grants / sizeof *grants; i++) {
+        pc_buf b = {0};
+        pc_buf_add(&b, "", 0);
+        assert_int_equal(sql_roles_granted(grants[i][0], strlen(grants[i][0]), collect_role, &b), 0);
+        if (strcmp(b.p, grants[i][1]))
+            fail_msg("%s: got '%s', want '%s'", grants[i][0], b.p, grants[i][1]);
+        pc_buf_free(&b);
+    }
+}
+
+/* sections-*.sql: pg_dump 15 of schema.sql + sections.sql, both sections at once and each alone */
+static void one_dump_of_both_sections_is_cut_where_pg_dump_cuts(void **state)
+{
+    size_t lb, lp, lq;
+    char *both = slurp("tests/fixtures/ysql/sections-both.sql", &lb);
+    char *pre = slurp("tests/fixtures/ysql/sections-pre.sql", &lp);
+    char *post = slurp("tests/fixtures/ysql/sections-post.sql", &lq);
+    toc_script b, p, q;
+    assert_int_equal(toc_parse(both, lb, &b), 0);
+    assert_int_equal(toc_parse(pre, lp, &p), 0);
+    assert_int_equal(toc_parse(post, lq, &q), 0);
+    long cut = toc_post_data_start(&b);
+    assert_true(cut > 0 && (size_t)cut < b.n);
+    assert_int_equal(b.n, p.n + q.n);
+    /* every entry lands in the section pg_dump files it under; the ACLs, which
+     * a dump of both sections prints last, come after the post-data */
+    for (size_t i = 0; i < b.n; i++) {
+        const toc_entry *e = &b.v[i];
+        size_t n = e->end - e->start;
+        int in_pre = 0, in_post = 0;
+        for (size_t k = 0; k < p.n; k++)
+            in_pre |= p.v[k].end - p.v[k].start == n && !memcmp(pre + p.v[k].start, both + e->start, n);
+        for (size_t k = 0; k < q.n; k++)
+            in_post |= q.v[k].end - q.v[k].start == n && !memcmp(post + q.v[k].start, both + e->start, n);
+        if (!strcmp(e->type, "ACL"))
+            assert_true((size_t)cut <= i && (in_pre || in_post));
+        else if ((size_t)cut <= i ? !in_post : !in_pre)
+            fail_msg("entry %zu (%s %s) is on the wrong side of the cut at %ld", i, e->type, e->name, cut);
+    }
+    /* the post-data part starts with an index, constraint, ... never with a table */
+    assert_true(toc_is_post_data(&b, &b.v[cut]));
+    toc_free(&b);
+    toc_free(&p);
+    toc_free(&q);
+    free(both);
+    free(pre);
+    free(post);
+
+    /* a pre-data entry after the first post-data one: not cut (the dump goes section by section) */
+    const char *odd = "SET x = 1;\n--\n-- Name: t_pkey; Type: INDEX; Schema: s; Owner: o\n--\n\nCREATE INDEX i ON s.t (a);\n"
+                      "--\n-- Name: u; Type: TABLE; Schema: s; Owner: o\n--\n\nCREATE TABLE s.u (a int);\n";
+    toc_script o;
+    assert_int_equal(toc_parse(odd, strlen(odd), &o), 0);
+    assert_int_equal(o.n, 2);
+    assert_int_equal(toc_post_data_start(&o), -1);
+    toc_free(&o);
+}
+
+/* the two tables whose "-- Name:" comments read alike: "a\nb"."t\nx" and "a b"."t x" */
+static void table_restore_finds_a_name_with_a_newline_by_its_sql(void **state)
+{
+    catalog c = {0};
+    c.n = 2;
+    c.v = calloc(3, sizeof *c.v);
+    const char *names[2][3] = {{"a\nb", "t\nx", "i\ndx"}, {"a b", "t x", "i dx"}};
+    for (int i = 0; i < 2; i++) {
+        cat_table *t = &c.v[i];
+        t->schema = strdup(names[i][0]), t->name = strdup(names[i][1]), t->kind = 'r';
+        t->columns = strv("id", "v", NULL);
+        t->sequences = strv(NULL, NULL, NULL);
+        t->indexes = strv(names[i][2], i ? "t x_pkey" : "pk\n1", NULL);
+        t->slices = 1;
+    }
+    char want[2] = {1, 0};
+    size_t len;
+    char *both = slurp("tests/fixtures/ysql/sections-both.sql", &len);
+    toc_script s;
+    assert_int_equal(toc_parse(both, len, &s), 0);
+    size_t kept = 0;
+    for (size_t i = 0; i < s.n; i++) {
+        int w = toc_entry_wanted(&s, &s.v[i], &c, want);
+        assert_true(w >= 0);
+        if (!w)
+            continue;
+        kept++;
+        /* every entry kept names the newline table, none the other */
+        const char *e = both + s.v[i].start;
+        size_t n = s.v[i].end - s.v[i].start;
+        assert_non_null(memmem(e, n, "\"a\nb\".\"t\nx\"", 11));
+        assert_null(memmem(e, n, "\"a b\"", 5));
+    }
+    assert_int_equal(kept, 4); /* table, primary key, index, comment */
+    /* and the other way round */
+    want[0] = 0, want[1] = 1;
+    kept = 0;
+    for (size_t i = 0; i < s.n; i++)
+        if (toc_entry_wanted(&s, &s.v[i], &c, want) == 1) {
+            kept++;
+            assert_null(memmem(both + s.v[i].start, s.v[i].end - s.v[i].start, "\"a\nb\"", 5));
+        }
+    assert_int_equal(kept, 4);
+    toc_free(&s);
+    free(both);
+    cat_free(&c);
+}
+
+static void no_owner_drops_owner_statements_and_nothing_else(void **state)
+{
+    const char *script =
+        "SET x = 1;\n"
+        "--\n-- Name: f(); Type: FUNCTION; Schema: s; Owner: bob\n--\n\n"
+        "CREATE FUNCTION s.f() RETURNS void LANGUAGE sql AS $$ALTER TABLE s.t OWNER TO eve;$$;\n\n\n"
+        "ALTER FUNCTION s.f() OWNER TO bob;\n\n"
+        "--\n-- Name: t; Type: TABLE; Schema: s; Owner: bob\n--\n\n"
+        "CREATE TABLE s.t (a int);\n\n\nALTER TABLE s.t OWNER TO \"b\nob\";\n\n"
+        "--\n-- PostgreSQL database dump complete\n--\n\n";
+    toc_script s;
+    assert_int_equal(toc_parse(script, strlen(script), &s), 0);
+    assert_int_equal(s.n, 2);
+    pc_buf out = {0};
+    assert_int_equal(toc_emit(&s, NULL, 1, &out), 2);
+    assert_null(strstr(out.p, "OWNER TO bob"));
+    assert_null(strstr(out.p, "OWNER TO \"b\nob\""));
+    assert_non_null(strstr(out.p, "$$ALTER TABLE s.t OWNER TO eve;$$;")); /* a function body is not a statement */
+    assert_non_null(strstr(out.p, "CREATE TABLE s.t (a int);"));
+    assert_non_null(strstr(out.p, "dump complete"));
+    pc_buf_free(&out);
+    /* without no_owner the script comes out as it went in */
+    assert_int_equal(toc_emit(&s, NULL, 0, &out), 2);
+    assert_string_equal(out.p, script);
+    pc_buf_free(&out);
+    char keep[2] = {0, 1};
+    assert_int_equal(toc_emit(&s, keep, 0, &out), 1);
+    assert_null(strstr(out.p, "FUNCTION"));
+    pc_buf_free(&out);
+    toc_free(&s);
+}
+
+static int collect_use(void *ud, const char *role, char use)
+{
+    return cat_role_use(ud, role, use);
+}
+
+static const char *uses_of(const catalog *c, const char *name)
+{
+    for (size_t i = 0; i < c->nroles; i++)
+        if (!strcmp(c->roles[i].name, name))
+            return c->roles[i].uses;
+    return "";
+}
+
+static void roles_a_dump_needs_are_collected_with_what_for(void **state)
+{
+    size_t len;
+    char *both = slurp("tests/fixtures/ysql/sections-both.sql", &len);
+    toc_script s;
+    assert_int_equal(toc_parse(both, len, &s), 0);
+    catalog c = {0};
+    assert_int_equal(toc_roles(&s, collect_use, &c), 0);
+    assert_non_null(strchr(uses_of(&c, "arca_bob"), 'o'));   /* owns app.atomic() */
+    assert_non_null(strchr(uses_of(&c, "arca_bob"), 'a'));   /* GRANT ... TO arca_bob; default privileges */
+    assert_non_null(strchr(uses_of(&c, "arca_bob"), 'p'));   /* policy p1 */
+    assert_non_null(strchr(uses_of(&c, "arca_alice"), 'o')); /* owns app.nv */
+    assert_non_null(strchr(uses_of(&c, "arca_alice"), 'a'));
+    assert_non_null(strchr(uses_of(&c, "postgres"), 'o'));
+    assert_null(strchr(uses_of(&c, "postgres"), 'a'));
+    /* large objects: the BLOB entry, its comment and its ACL */
+    size_t lo = 0;
+    for (size_t i = 0; i < s.n; i++)
+        lo += toc_is_large_object(&s, &s.v[i]) == 1;
+    assert_int_equal(lo, 3);
+    toc_free(&s);
+    free(both);
+    cat_free(&c);
+}
+
+static void catalog_format_2_carries_the_database_roles_and_large_objects(void **state)
+{
+    catalog c = {0}, back = {0};
+    fixture_catalog(&c);
+    c.v[0].wide = strdup("ftv");
+    c.large_objects = 3;
+    cat_database *d = &c.db;
+    d->present = 1;
+    d->owner = strdup("alice");
+    d->comment = strdup("it's \"ours\"");
+    d->connlimit = 7;
+    d->nacl = 1;
+    d->acl = calloc(1, sizeof *d->acl);
+    d->acl[0] = (cat_acl){strdup("alice"), strdup(""), strdup("CONNECT"), 1};
+    d->nsettings = 2;
+    d->settings = calloc(2, sizeof *d->settings);
+    d->settings[0] = (cat_setting){NULL, strdup("search_path"), strdup("\"$user\", public")};
+    d->settings[1] = (cat_setting){strdup("bob"), strdup("work_mem"), strdup("64MB")};
+    assert_int_equal(cat_role_use(&c, "alice", 'd'), 0);
+    assert_int_equal(cat_role_use(&c, "alice", 'a'), 0);
+    assert_int_equal(cat_role_use(&c, "alice", 'd'), 0);
+    char *json = cat_to_json(&c);
+    assert_non_null(json);
+    assert_null(strchr(json, '\n')); /* compact: 20,000 tables make a big catalog */
+    char err[256];
+    assert_int_equal(cat_from_json(json, strlen(json), &back, err, sizeof err), 0);
+    assert_int_equal(back.format, 2);
+    assert_int_equal(back.large_objects, 3);
+    assert_string_equal(cat_find(&back, "app", "child")->wide, "ftv");
+    assert_null(cat_find(&back, "app", "parent")->wide);
+    assert_true(back.db.present);
+    assert_string_equal(back.db.owner, "alice");
+    assert_string_equal(back.db.comment, "it's \"ours\"");
+    assert_int_equal(back.db.connlimit, 7);
+    assert_false(back.db.acl_default);
+    assert_int_equal(back.db.nacl, 1);
+    assert_string_equal(back.db.acl[0].grantee, "");
+    assert_true(back.db.acl[0].grantable);
+    assert_int_equal(back.db.nsettings, 2);
+    assert_null(back.db.settings[0].role);
+    assert_string_equal(back.db.settings[1].role, "bob");
+    assert_int_equal(back.nroles, 1);
+    assert_string_equal(back.roles[0].uses, "da");
+    assert_ptr_equal(cat_find_index(&back, "app", "child_pkey"), cat_find(&back, "app", "child"));
+    assert_ptr_equal(cat_find_sequence(&back, "app", "child_id_seq"), cat_find(&back, "app", "child"));
+    assert_null(cat_find_index(&back, "other", "child_pkey"));
+    cat_free(&back);
+    free(json);
+    cat_free(&c);
+    /* a wide string that does not fit the columns is refused */
+    const char *bad = "{\"format\":2,\"tables\":[{\"schema\":\"a\",\"name\":\"b\",\"kind\":\"r\",\"columns\":[\"x\"],"
+                      "\"wide\":\"ff\",\"slices\":1,\"bytes\":0}]}";
+    assert_int_equal(cat_from_json(bad, strlen(bad), &back, err, sizeof err), -1);
+}
+
+static void catalog_format_1_of_older_archives_is_still_read(void **state)
+{
+    const char *v1 = "{\"format\": 1, \"tables\": [{\"schema\": \"app\", \"name\": \"t\", \"kind\": \"r\","
+                     " \"columns\": [\"a\"], \"sequences\": [], \"indexes\": [\"t_pkey\"], \"constraints\": [\"t_pkey\"],"
+                     " \"triggers\": [], \"policies\": [], \"rules\": [], \"slices\": 1, \"bytes\": 8192}]}";
+    catalog c;
+    char err[256];
+    assert_int_equal(cat_from_json(v1, strlen(v1), &c, err, sizeof err), 0);
+    assert_int_equal(c.format, 1);
+    assert_int_equal(c.large_objects, -1);
+    assert_false(c.db.present);
+    assert_ptr_equal(cat_find_index(&c, "app", "t_pkey"), &c.v[0]);
+    cat_free(&c);
+}
+
+static void catalog_lookups_stay_fast_for_many_tables(void **state)
+{
+    catalog c = {0};
+    c.n = 20000;
+    c.v = calloc(c.n + 1, sizeof *c.v);
+    char name[32];
+    for (size_t i = 0; i < c.n; i++) {
+        snprintf(name, sizeof name, "t%zu", i);
+        c.v[i].schema = strdup("public");
+        c.v[i].name = strdup(name);
+        snprintf(name, sizeof name, "t%zu_pkey", i);
+        c.v[i].indexes = strv(name, NULL, NULL);
+    }
+    for (size_t i = 0; i < c.n; i++) {
+        snprintf(name, sizeof name, "t%zu", i);
+        assert_ptr_equal(cat_find(&c, "public", name), &c.v[i]);
+        snprintf(name, sizeof name, "t%zu_pkey", i);
+        assert_ptr_equal(cat_find_index(&c, "public", name), &c.v[i]);
+    }
+    assert_null(cat_find(&c, "other", "t1"));
+    cat_free(&c);
+}
+
+static void database_properties_become_sql_for_the_target_name(void **state)
+{
+    cat_database d = {.present = 1, .connlimit = 5};
+    d.owner = "alice";
+    d.comment = "it's ours";
+    cat_acl acl[] = {{"alice", "", "CONNECT", 0}, {"alice", "alice", "CREATE", 0},
+                     {"alice", "bob", "CONNECT", 1}, {"bob", "carol", "CONNECT", 0}};
+    d.acl = acl;
+    d.nacl = 4;
+    cat_setting set[] = {{NULL, "search_path", "\"$user\", public, \"My Schema\""},
+                         {NULL, "work_mem", "64MB"},
+                         {NULL, "myapp.flag", "it's on"},
+                         {"bob", "statement_timeout", "5s"}};
+    d.settings = set;
+    d.nsettings = 4;
+    char *sql = db_props_sql(&d, "new \"db\"", 0, 0);
+    assert_string_equal(sql,
+        "ALTER DATABASE \"new \"\"db\"\"\" OWNER TO \"alice\";\n"
+        "REVOKE ALL ON DATABASE \"new \"\"db\"\"\" FROM PUBLIC;\n"
+        "REVOKE ALL ON DATABASE \"new \"\"db\"\"\" FROM \"alice\";\n"
+        "GRANT CONNECT ON DATABASE \"new \"\"db\"\"\" TO PUBLIC;\n"
+        "GRANT CREATE ON DATABASE \"new \"\"db\"\"\" TO \"alice\";\n"
+        "GRANT CONNECT ON DATABASE \"new \"\"db\"\"\" TO \"bob\" WITH GRANT OPTION;\n"
+        "SET ROLE \"bob\";\nGRANT CONNECT ON DATABASE \"new \"\"db\"\"\" TO \"carol\";\nRESET ROLE;\n"
+        "COMMENT ON DATABASE \"new \"\"db\"\"\" IS 'it''s ours';\n"
+        "ALTER DATABASE \"new \"\"db\"\"\" WITH CONNECTION LIMIT 5;\n"
+        "ALTER DATABASE \"new \"\"db\"\"\" SET \"search_path\" TO '$user', 'public', 'My Schema';\n"
+        "ALTER DATABASE \"new \"\"db\"\"\" SET \"work_mem\" TO '64MB';\n"
+        "ALTER DATABASE \"new \"\"db\"\"\" SET \"myapp\".\"flag\" TO 'it''s on';\n"
+        "ALTER ROLE \"bob\" IN DATABASE \"new \"\"db\"\"\" SET \"statement_timeout\" TO '5s';\n");
+    free(sql);
+    /* --no-owner --no-privileges: neither the owner nor a GRANT */
+    sql = db_props_sql(&d, "t", 1, 1);
+    assert_null(strstr(sql, "OWNER"));
+    assert_null(strstr(sql, "GRANT"));
+    assert_non_null(strstr(sql, "COMMENT ON DATABASE \"t\""));
+    free(sql);
+    /* default privileges, no limit, no settings: only the owner */
+    cat_database plain = {.present = 1, .acl_default = 1, .connlimit = -1, .owner = "alice"};
+    sql = db_props_sql(&plain, "t", 0, 0);
+    assert_string_equal(sql, "ALTER DATABASE \"t\" OWNER TO \"alice\";\n");
+    free(sql);
+    cat_database none = {0};
+    sql = db_props_sql(&none, "t", 0, 0);
+    assert_string_equal(sql, "");
+    free(sql);
+    pc_buf b = {0};
+    db_setting_value(&b, "search_path", "\"\"");
+    assert_string_equal(b.p, "''");
+    pc_buf_free(&b);
+}
+
+static void missing_roles_are_listed_with_what_they_are_for(void **state)
+{
+    catalog c = {0};
+    cat_role_use(&c, "bob", 'o');
+    cat_role_use(&c, "bob", 'd');
+    cat_role_use(&c, "alice", 'a');
+    cat_role_use(&c, "carol", 'p');
+    cat_role_use(&c, "dave", 'o');
+    cat_role_use(&c, "dave", 'r');
+    cat_role_use(&c, "postgres", 'o');
+    char *have[] = {"postgres", NULL};
+    size_t n;
+    char *m = db_missing_roles(&c, have, 0, 0, 0, &n);
+    assert_int_equal(n, 4);
+    assert_string_equal(m, "  \"bob\" (owns objects, owns the database)\n  \"alice\" (privileges)\n"
+                           "  \"carol\" (policies)\n  \"dave\" (owns objects)");
+    free(m);
+    m = db_missing_roles(&c, have, 1, 1, 1, &n); /* --no-owner --no-privileges; roles.sql makes dave */
+    assert_int_equal(n, 1);
+    assert_string_equal(m, "  \"carol\" (policies)");
+    free(m);
+    cat_free(&c);
+}
+
+static void digest_of_a_row_in_pieces_is_the_digest_of_the_row(void **state)
+{
+    ysql_hasher *h = ysql_hasher_new();
+    ysql_digest whole = {0}, pieces = {0};
+    const char *row = "1\tsome text\\nwith escapes\t\\\\x00ff\n";
+    assert_int_equal(ysql_digest_row(h, &whole, row, strlen(row)), 0);
+    assert_int_equal(ysql_digest_begin(h), 0);
+    for (const char *p = row; *p; p += 3)
+        assert_int_equal(ysql_digest_update(h, p, strnlen(p, 3)), 0);
+    assert_int_equal(ysql_digest_end(h, &pieces), 0);
+    assert_true(whole.hi == pieces.hi && whole.lo == pieces.lo && pieces.rows == 1);
+    ysql_hasher_free(h);
+}
+
 /* ---- the plugin through the fake host ---------------------------------------------------- */
 
 typedef struct fx {
@@ -655,6 +1138,19 @@ int main(void)
         cmocka_unit_test(table_restore_picks_the_tables_entries_only),
         cmocka_unit_test(toc_of_a_script_without_entries_is_all_preamble),
         cmocka_unit_test(catalog_round_trips_through_json),
+        cmocka_unit_test(statements_are_cut_where_psql_cuts_them),
+        cmocka_unit_test(statements_name_their_subject_whatever_the_comment_says),
+        cmocka_unit_test(owner_and_grant_statements_name_their_roles),
+        cmocka_unit_test(one_dump_of_both_sections_is_cut_where_pg_dump_cuts),
+        cmocka_unit_test(table_restore_finds_a_name_with_a_newline_by_its_sql),
+        cmocka_unit_test(no_owner_drops_owner_statements_and_nothing_else),
+        cmocka_unit_test(roles_a_dump_needs_are_collected_with_what_for),
+        cmocka_unit_test(catalog_format_2_carries_the_database_roles_and_large_objects),
+        cmocka_unit_test(catalog_format_1_of_older_archives_is_still_read),
+        cmocka_unit_test(catalog_lookups_stay_fast_for_many_tables),
+        cmocka_unit_test(database_properties_become_sql_for_the_target_name),
+        cmocka_unit_test(missing_roles_are_listed_with_what_they_are_for),
+        cmocka_unit_test(digest_of_a_row_in_pieces_is_the_digest_of_the_row),
     };
     const struct CMUnitTest plugin[] = {
         cmocka_unit_test(descriptor_declares_a_source_with_its_options),
