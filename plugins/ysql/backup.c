@@ -263,6 +263,7 @@ static int bk_sequences(bk *b, char **json_out)
 
 static void bk_free(bk *b)
 {
+    bk_export_stop(b);   /* joins workers still spooling */
     bk_dump_free_all(b); /* waits for a dump still running */
     if (b->master)
         PQfinish(b->master);
@@ -284,6 +285,7 @@ static void bk_free(bk *b)
         free(b->slices[i].tables);
     free(b->slices);
     pthread_mutex_destroy(&b->mu);
+    pthread_cond_destroy(&b->cv);
     ysql_err_destroy(&b->err);
 }
 
@@ -321,13 +323,22 @@ static int bk_prepare(bk *b)
     if (bk_read_catalog(b) < 0 || bk_lock_tables(b) < 0 || bk_read_database(b) < 0 ||
         bk_count_large_objects(b) < 0 || bk_plan_slices(b) < 0)
         return ysql_failed(&b->err);
+    b->t_catalog = ysql_now();
     if (!early && bk_dump_start(b) < 0)
+        return ysql_failed(&b->err);
+    /* small tables are copied (and held) while the dump runs */
+    if (bk_export_start(b) < 0)
         return ysql_failed(&b->err);
     b->h->log(b->h, ARCA_LOG_INFO, "%s: %zu tables in %zu data objects, %" PRId64 " large objects, "
               "snapshot %s%s", b->where, b->cat.n, b->nslices, b->large_objects,
               b->snapshot ? b->snapshot : "(read time)", b->is_yb ? ", YugabyteDB" : "");
-    if (bk_dump_finish(b) < 0 || bk_collect_roles(b) < 0)
+    if (bk_dump_finish(b) < 0)
         return ysql_failed(&b->err);
+    b->t_dump_run[0] = b->dumps[0].t_start - b->t0;
+    b->t_dump_run[1] = b->dumps[0].t_end - b->t0;
+    if (bk_collect_roles(b) < 0)
+        return ysql_failed(&b->err);
+    b->t_dump = ysql_now();
     return ARCA_OK;
 }
 
@@ -358,6 +369,7 @@ static int bk_run(bk *b)
         rc = bk_sequences(b, &seqs);
     if (rc == ARCA_OK)
         rc = bk_export_data(b);
+    b->t_data = ysql_now();
     if (rc == ARCA_OK)
         rc = bk_write_object(b, "schema/sequences.json", seqs, strlen(seqs), NULL);
     if (rc == ARCA_OK)
@@ -374,6 +386,11 @@ static int bk_run(bk *b)
     }
     if (rc == ARCA_OK)
         rc = ysql_exec(b->master, &b->err, "cannot finish the backup transaction", "COMMIT");
+    if (rc == ARCA_OK)
+        b->h->log(b->h, ARCA_LOG_INFO, "%s: backed up %zu tables in %.2f s: catalogue %.2f s, schema dump "
+                  "tool ran %.2f-%.2f s, cut at %.2f s, data %.2f s more", b->where, b->cat.n, ysql_now() - b->t0,
+                  b->t_catalog - b->t0, b->t_dump_run[0], b->t_dump_run[1], b->t_dump - b->t0,
+                  b->t_data - b->t_dump);
     free(seqs);
     return rc < 0 ? rc : ysql_failed(&b->err);
 }
@@ -381,10 +398,11 @@ static int bk_run(bk *b)
 int ysql_backup(void *inst, arca_sink *sink)
 {
     ysql_inst *yi = inst;
-    bk b = {.yi = yi, .h = yi->host, .sink = sink, .started = (int64_t)time(NULL),
+    bk b = {.yi = yi, .h = yi->host, .sink = sink, .started = (int64_t)time(NULL), .t0 = ysql_now(),
             .tables_mode = yi->tables != NULL};
     ysql_err_init(&b.err);
     pthread_mutex_init(&b.mu, NULL);
+    pthread_cond_init(&b.cv, NULL);
     b.where = ysql_where(yi, NULL);
     int rc = b.where ? bk_run(&b) : ysql_fail(&b.err, ARCA_ENOMEM, "out of memory");
     if (rc < 0 || ysql_failed(&b.err))

@@ -17,7 +17,17 @@ typedef struct bk_slice {
     int64_t est;        /* estimated bytes, for ordering */
     size_t *tables;     /* BK_PACK: the tables, in order */
     size_t ntables;
+    int taken;          /* a worker has it (under bk.mu) */
 } bk_slice;
+
+/* A pack exported while the schema dump still runs: the archive cannot take
+ * data before the pre-data script, so its bytes wait here (bounded). */
+typedef struct bk_spool {
+    size_t slice;
+    pc_buf data;
+    char *segments;
+    int64_t rows;
+} bk_spool;
 
 /* A schema dump run by a thread (pre-data and post-data at once, or one section). */
 typedef struct bk_dump {
@@ -27,6 +37,7 @@ typedef struct bk_dump {
     pc_buf out;
     pthread_t th;
     int started;
+    double t_start, t_end; /* the tool's run, for the phase times */
 } bk_dump;
 
 typedef struct bk {
@@ -61,8 +72,16 @@ typedef struct bk {
 
     bk_slice *slices;
     size_t nslices, next;
-    pthread_mutex_t mu; /* next, done */
+    pthread_mutex_t mu; /* next, taken, done, spools, spooled, archive_open, stopping */
+    pthread_cond_t cv;  /* archive_open, stopping or a failure */
     uint64_t done, total;
+    int archive_open;   /* pre-data written: data objects may follow */
+    int stopping;       /* a failure: workers stop, even waiting ones */
+    bk_spool *spools;
+    size_t nspools, spooled; /* spooled: bytes held */
+    struct bk_workers *workers;
+    double t0, t_catalog, t_dump, t_data; /* phase end times, for the summary */
+    double t_dump_run[2];                 /* the schema dump tool's start and end, from t0 */
 } bk;
 
 /* bkcat.c: the selected tables (in the snapshot), their locks, the database's
@@ -91,7 +110,13 @@ void bk_dump_free_all(bk *b);
  * ones, the large objects) and copies them over `jobs` connections that all
  * read the backup's snapshot. */
 int bk_plan_slices(bk *b);
+/* Starts the workers: while the archive is not open they spool packs of small
+ * tables (up to a memory budget); bk_export_data opens it, writes what they
+ * spooled and waits for everything else. */
+int bk_export_start(bk *b);
 int bk_export_data(bk *b);
+/* Stops and joins workers started by bk_export_start (failure paths). */
+void bk_export_stop(bk *b);
 /* Joins a session to the backup's snapshot (or read time) in a new transaction. */
 int bk_join_snapshot(bk *b, PGconn *c);
 /* Writes one complete DATA object with string metadata pairs (NULL-terminated). */

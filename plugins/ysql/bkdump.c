@@ -34,7 +34,9 @@ static void *dump_run(void *arg)
     bk *b = d->b;
     pc_buf errout = {0};
     int status = 0;
+    d->t_start = ysql_now();
     int rc = ysql_run(b->h, &b->err, d->argv, b->yi->cfg->password, NULL, 0, &d->out, &errout, &status);
+    d->t_end = ysql_now();
     if (rc == ARCA_OK && status != 0) {
         char st[64];
         pc_proc_status_text(status, st, sizeof st);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 void ysql_err_init(ysql_err *e)
 {
@@ -234,4 +235,11 @@ void ysql_copy_options(pc_buf *b, const char *encoding, int freeze)
     if (freeze)
         pc_buf_str(b, ", FREEZE");
     pc_buf_str(b, ")");
+}
+
+double ysql_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }

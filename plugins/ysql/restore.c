@@ -16,12 +16,6 @@
 #include <string.h>
 #include <time.h>
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* The small objects, gathered whole (they are schema, not data). */
 enum { OBJ_CATALOG, OBJ_ROLES, OBJ_PRE, OBJ_SEQUENCES, OBJ_POST, OBJ_COUNT };
@@ -450,7 +444,7 @@ static int rs_apply_schema(rs *r, rs_state *st)
         r->replica_role |= r->tt[i].want && r->tt[i].existed;
     if (rc == ARCA_OK) {
         r->schema_applied = 1;
-        st->t_schema = now_s();
+        st->t_schema = ysql_now();
         st->stage = "loading data";
         rc = ld_start(r, &r->pool);
     }
@@ -712,7 +706,7 @@ static int rs_after_data(rs *r, rs_state *st)
         rc = ld_finish(r->pool);
     if (rc == ARCA_OK) {
         r->tables_loaded = 1;
-        st->t_data = now_s();
+        st->t_data = ysql_now();
         st->stage = "checking row counts";
         rc = rs_check_counts(r, st);
     }
@@ -729,7 +723,7 @@ static int rs_after_data(rs *r, rs_state *st)
     }
     if (rc == ARCA_OK) {
         r->post_applied = 1;
-        st->t_post = now_s();
+        st->t_post = ysql_now();
         if (r->ro->verify_data) {
             st->stage = "verifying the data";
             rc = ld_verify(r);
@@ -854,7 +848,7 @@ int ysql_restore(void *inst, arca_feed *feed, const void *ropts)
     ysql_inst *yi = inst;
     static const ysql_restore_opts none = {0};
     rs r = {.yi = yi, .h = yi->host, .feed = feed, .ro = ropts ? ropts : &none};
-    rs_state st = {.stage = "starting", .t0 = now_s()};
+    rs_state st = {.stage = "starting", .t0 = ysql_now()};
     ysql_err_init(&r.err);
     pthread_mutex_init(&r.mu, NULL);
     r.target_db = r.ro->target_database && *r.ro->target_database ? r.ro->target_database
@@ -881,7 +875,7 @@ int ysql_restore(void *inst, arca_feed *feed, const void *ropts)
         for (size_t i = 0; i < r.cat.n; i++)
             n += r.tt[i].want;
         r.h->log(r.h, ARCA_LOG_INFO, "restored %zu tables (%" PRId64 " rows) into %s in %.2f s: "
-                 "schema %.2f s, data %.2f s, post-data %.2f s%s", n, st.rows, r.where, now_s() - st.t0,
+                 "schema %.2f s, data %.2f s, post-data %.2f s%s", n, st.rows, r.where, ysql_now() - st.t0,
                  st.t_schema - st.t0, st.t_data - st.t_schema, st.t_post - st.t_data,
                  r.ro->verify_data ? ", then verified" : "");
     }

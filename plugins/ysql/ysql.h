@@ -101,6 +101,8 @@ char *ysql_pg_message(PGconn *c, const PGresult *r);
  * ISO, IntervalStyle postgres, extra_float_digits 3, TimeZone UTC,
  * bytea_output hex, row_security off, no timeouts. */
 int ysql_session_setup(PGconn *c, ysql_err *e);
+/* Seconds on a monotonic clock, for the phase times in log lines. */
+double ysql_now(void);
 /* " (ENCODING 'enc')" for COPY: the data in the database's encoding, byte for
  * byte, whatever the session's client_encoding. */
 void ysql_copy_options(pc_buf *b, const char *encoding, int freeze);
