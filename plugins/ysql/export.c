@@ -330,6 +330,37 @@ static int bk_put(void *ud, const void *data, size_t len)
                   : ARCA_OK;
 }
 
+static void bk_cancel(PGconn *c)
+{
+    PGcancel *k = PQgetCancel(c);
+    char ebuf[256];
+    if (k) {
+        PQcancel(k, ebuf, sizeof ebuf);
+        PQfreeCancel(k);
+    }
+}
+
+/* Takes the results left of a query. A batch of COPYs stopped early may still
+ * start the next one (the cancel of the first can arrive after it ended):
+ * PQgetResult would return that COPY_OUT result forever, so it is cancelled
+ * (which ends the rest of the batch too) and its rows read past. */
+static void bk_drain(PGconn *c)
+{
+    PGresult *r;
+    while ((r = PQgetResult(c))) {
+        int copying = PQresultStatus(r) == PGRES_COPY_OUT;
+        PQclear(r);
+        if (copying) {
+            bk_cancel(c);
+            char *row = NULL;
+            while (PQgetCopyData(c, &row, 0) > 0) {
+                PQfreemem(row);
+                row = NULL;
+            }
+        }
+    }
+}
+
 /* Streams the rows of the COPY the connection is in (its COPY_OUT result
  * taken) into the object, then takes the COPY's own result. */
 static int bk_copy_rows(bk_worker *w, ysql_digest *dg, const char *label)
@@ -348,15 +379,8 @@ static int bk_copy_rows(bk_worker *w, ysql_digest *dg, const char *label)
                 rc = ysql_fail(&b->err, ARCA_EFAIL, "cannot hash a row of %s (libcrypto)", label);
             else
                 rc = bk_put(w, row, (size_t)n);
-            if (rc < 0) {
-                /* stop the server sending the rest; the loop drains what is in flight */
-                PGcancel *c = PQgetCancel(w->conn);
-                char ebuf[256];
-                if (c) {
-                    PQcancel(c, ebuf, sizeof ebuf);
-                    PQfreeCancel(c);
-                }
-            }
+            if (rc < 0)
+                bk_cancel(w->conn); /* stop the server sending the rest; the loop drains what is in flight */
         }
         PQfreemem(row);
     }
@@ -371,13 +395,6 @@ static int bk_copy_rows(bk_worker *w, ysql_digest *dg, const char *label)
     }
     PQclear(r);
     return rc;
-}
-
-static void bk_drain(PGconn *c)
-{
-    PGresult *r;
-    while ((r = PQgetResult(c)))
-        PQclear(r);
 }
 
 /* Takes the next result of a query and checks that it starts a COPY. */

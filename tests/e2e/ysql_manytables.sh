@@ -101,6 +101,38 @@ expect_exit "--table from a pack of small tables" 0 A restore p "$ID" --target-d
 [ "$(q -d one -c "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") $(q -d one -c "SELECT count(*) FROM t$((N / 2))")" = "1 10" ] &&
     pass "... only that table, with its rows" || fail "... only that table, with its rows" ""
 
+# ---- an interrupt while packs are being copied --------------------------------------------------
+# The packs' COPYs go 250 to a query. Tables of 70 kB (2,000 rows) make the worker look
+# for an interrupt between tables of a batch, whose next COPYs the server has already
+# started: the backup must still stop at once (it looped forever on PQgetResult before).
+q -d postgres -c "CREATE DATABASE ints" >/dev/null
+q -d ints -c "DO \$\$BEGIN FOR i IN 1..500 LOOP
+                EXECUTE format('CREATE TABLE t%s (id int PRIMARY KEY, v text)', i);
+                EXECUTE format('INSERT INTO t%s SELECT g, md5(g::text) FROM generate_series(1, 2000) g', i);
+              END LOOP; END\$\$" || fail "500 tables of 2,000 rows" ""
+rm -rf "$T_TMP/int" && mkdir -p "$T_TMP/int"
+sed -e "s|^path = .*|path = $T_TMP/int|" -e "s|^dbname = .*|dbname = ints|" "$CONF" > "$T_TMP/int.ini"
+for delay in 0 0.1; do
+    "$ARCA" -c "$T_TMP/int.ini" backup p >"$T_TMP/int.out" 2>&1 &
+    apid=$!
+    for ((i = 0; i < 400; i++)); do
+        [ -n "$(q -d postgres -c "SELECT 1 FROM pg_stat_activity WHERE application_name = 'arca' AND state = 'active' AND query LIKE 'COPY%' LIMIT 1")" ] && break
+        sleep 0.02
+    done
+    sleep "$delay"
+    kill -INT "$apid"
+    stopped=
+    for ((i = 0; i < 100; i++)); do kill -0 "$apid" 2>/dev/null || { stopped=1; break; }; sleep 0.1; done
+    [ -z "$stopped" ] && kill -KILL "$apid" 2>/dev/null
+    wait "$apid"; rc=$?
+    [ -n "$stopped" ] && [ "$rc" = 1 ] && grep -q "interrupted" "$T_TMP/int.out" &&
+        pass "SIGINT ${delay} s into the packs' COPYs: the backup stops within 10 s (exit 1, interrupted)" ||
+        fail "SIGINT ${delay} s into the packs' COPYs: the backup stops within 10 s" \
+            "stopped=${stopped:-no} exit $rc: $(head -c 400 "$T_TMP/int.out")"
+    [ -z "$(ls "$T_TMP/int")" ] && pass "... leaving nothing at the destination" ||
+        fail "... leaving nothing at the destination" "$(ls "$T_TMP/int")"
+done
+
 # ---- the spool stays bounded when an estimate is wrong ----------------------------------------------
 # A table of 190 MB that looks small (never analyzed, statistics reset: one page by the
 # estimate) lands in a pack copied while the schema dump runs; the spool holds at most
