@@ -227,15 +227,10 @@ static int br_pieces(br *x, const char *ctid, size_t col)
     return rc;
 }
 
-/* One row: the small values through a one-row COPY (NULL in the places of
- * the big ones), then the line put together field by field. */
-static int br_row(br *x, const char *ctid)
+/* Which of the row's n values are big (big[i] = 1): their sizes, asked of the server. */
+static int br_measure(br *x, const char *ctid, size_t n, char *big)
 {
     const cat_table *t = x->t;
-    size_t n = 0;
-    while (t->columns[n])
-        n++;
-    /* sizes of the values that may be big */
     pc_buf q = {0};
     pc_buf_str(&q, "SELECT 0");
     for (size_t i = 0; i < n; i++) {
@@ -255,25 +250,25 @@ static int br_row(br *x, const char *ctid)
     const char *p[1] = {ctid};
     PGresult *r = PQexecParams(x->c, sql, 1, NULL, p, NULL, NULL, 0);
     free(sql);
+    int rc = ARCA_OK;
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        int rc = br_failed(x, r, "cannot measure a big row");
-        PQclear(r);
-        return rc;
-    }
-    int64_t *size = calloc(n + 1, sizeof *size);
-    char *big = calloc(n + 1, 1);
-    if (!size || !big) {
-        PQclear(r);
-        free(size);
-        free(big);
-        return ysql_fail(x->e, ARCA_ENOMEM, "out of memory");
-    }
-    for (size_t i = 0; i < n; i++) {
-        size[i] = PQgetisnull(r, 0, (int)i + 1) ? -1 : strtoll(PQgetvalue(r, 0, (int)i + 1), NULL, 10);
-        big[i] = t->wide[i] != 'f' && size[i] > BR_INLINE;
+        rc = br_failed(x, r, "cannot measure a big row");
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            int64_t size = PQgetisnull(r, 0, (int)i + 1) ? -1 : strtoll(PQgetvalue(r, 0, (int)i + 1), NULL, 10);
+            big[i] = t->wide[i] != 'f' && size > BR_INLINE;
+        }
     }
     PQclear(r);
-    /* the small values, as COPY writes them */
+    return rc;
+}
+
+/* The row's line as COPY writes it with NULL in the places of the big values
+ * (*line: PQfreemem it; *len includes the newline). */
+static int br_small_values(br *x, const char *ctid, size_t n, const char *big, char **line, int *len)
+{
+    const cat_table *t = x->t;
+    pc_buf q = {0};
     pc_buf_str(&q, "COPY (SELECT ");
     for (size_t i = 0; i < n; i++) {
         if (i)
@@ -291,34 +286,52 @@ static int br_row(br *x, const char *ctid)
     ysql_buf_literal(&q, ctid);
     pc_buf_str(&q, "::pg_catalog.tid) TO STDOUT");
     ysql_copy_options(&q, x->encoding, 0);
-    sql = pc_buf_take(&q);
-    r = sql ? PQexec(x->c, sql) : NULL;
+    char *sql = pc_buf_take(&q);
+    PGresult *r = sql ? PQexec(x->c, sql) : NULL;
     free(sql);
-    char *line = NULL;
-    int len = -1, rc = ARCA_OK;
+    int rc = ARCA_OK;
+    *line = NULL;
+    *len = -1;
     if (PQresultStatus(r) != PGRES_COPY_OUT) {
         rc = br_failed(x, r, "cannot copy the small values of a big row");
         PQclear(r);
-    } else {
-        PQclear(r);
-        char *row;
-        int got;
-        while ((got = PQgetCopyData(x->c, &row, 0)) >= 0) {
-            if (!line) {
-                line = row;
-                len = got;
-            } else {
-                PQfreemem(row);
-            }
-        }
-        while ((r = PQgetResult(x->c))) {
-            if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == ARCA_OK)
-                rc = br_failed(x, r, "cannot copy the small values of a big row");
-            PQclear(r);
-        }
-        if (rc == ARCA_OK && (!line || len < 1 || line[len - 1] != '\n'))
-            rc = ysql_fail(x->e, ARCA_EFAIL, "%s: a big row vanished while it was copied", x->where);
+        return rc;
     }
+    PQclear(r);
+    char *row;
+    int got;
+    while ((got = PQgetCopyData(x->c, &row, 0)) >= 0) {
+        if (!*line) {
+            *line = row;
+            *len = got;
+        } else {
+            PQfreemem(row);
+        }
+    }
+    while ((r = PQgetResult(x->c))) {
+        if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == ARCA_OK)
+            rc = br_failed(x, r, "cannot copy the small values of a big row");
+        PQclear(r);
+    }
+    if (rc == ARCA_OK && (!*line || *len < 1 || (*line)[*len - 1] != '\n'))
+        rc = ysql_fail(x->e, ARCA_EFAIL, "%s: a big row vanished while it was copied", x->where);
+    return rc;
+}
+
+/* One row: the small values through a one-row COPY (NULL in the places of
+ * the big ones), then the line put together field by field. */
+static int br_row(br *x, const char *ctid)
+{
+    size_t n = 0;
+    while (x->t->columns[n])
+        n++;
+    char *big = calloc(n + 1, 1), *line = NULL;
+    int len = -1;
+    if (!big)
+        return ysql_fail(x->e, ARCA_ENOMEM, "out of memory");
+    int rc = br_measure(x, ctid, n, big);
+    if (rc == ARCA_OK)
+        rc = br_small_values(x, ctid, n, big, &line, &len);
     /* fields are separated by tabs (COPY escapes those in values) */
     const char *f = line;
     const char *end = line ? line + len - 1 : NULL;
@@ -341,7 +354,6 @@ static int br_row(br *x, const char *ctid)
     if (rc == ARCA_OK && ysql_digest_end(x->h, x->dg) < 0)
         rc = ysql_fail(x->e, ARCA_EFAIL, "cannot hash a row of %s (libcrypto)", x->where);
     PQfreemem(line);
-    free(size);
     free(big);
     return rc;
 }

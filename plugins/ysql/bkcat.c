@@ -169,7 +169,9 @@ static int per_table(bk *b, const oid_at *map, const char *sql, const char *what
     return rc;
 }
 
-int bk_read_catalog(bk *b)
+/* The selected tables (tables = / exclude_tables = patterns, partitions of
+ * selected partitioned tables), one row each: NULL on failure (b->err set). */
+static PGresult *tables_query(bk *b)
 {
     pc_buf sql = {0};
     char **params = NULL;
@@ -197,14 +199,47 @@ int bk_read_catalog(bk *b)
     char *q = pc_buf_take(&sql);
     PGresult *r = NULL;
     if (rc == ARCA_OK && !q)
-        rc = ysql_fail(&b->err, ARCA_ENOMEM, "out of memory");
-    if (rc == ARCA_OK)
+        ysql_fail(&b->err, ARCA_ENOMEM, "out of memory");
+    else if (rc == ARCA_OK)
         r = ysql_query(b->master, &b->err, "cannot list the tables", q, np, (const char *const *)params);
     free(q);
     for (int i = 0; i < np; i++)
         free(params[i]);
     free(params);
-    if (rc != ARCA_OK || !r)
+    return r;
+}
+
+/* Row i of tables_query's answer into b->cat (and its oid into map and oids). */
+static int table_row(bk *b, PGresult *r, size_t i, oid_at *map, pc_buf *oids)
+{
+    cat_table *t = &b->cat.v[b->cat.n++];
+    int row = (int)i;
+    b->oids[i] = (uint32_t)strtoul(PQgetvalue(r, row, 0), NULL, 10);
+    map[i] = (oid_at){b->oids[i], i};
+    pc_buf_printf(oids, "%s%s", i ? "," : "", PQgetvalue(r, row, 0));
+    t->schema = strdup(PQgetvalue(r, row, 1));
+    t->name = strdup(PQgetvalue(r, row, 2));
+    t->kind = PQgetvalue(r, row, 3)[0];
+    if (!PQgetisnull(r, row, 5)) {
+        t->parent_schema = strdup(PQgetvalue(r, row, 4));
+        t->parent_name = strdup(PQgetvalue(r, row, 5));
+    }
+    t->bytes = strtoll(PQgetvalue(r, row, 6), NULL, 10);
+    b->toast[i] = strtoll(PQgetvalue(r, row, 7), NULL, 10);
+    t->columns = calloc(1, sizeof *t->columns);
+    t->sequences = calloc(1, sizeof *t->sequences);
+    t->indexes = calloc(1, sizeof *t->indexes);
+    if (!t->schema || !t->name || (!PQgetisnull(r, row, 5) && (!t->parent_schema || !t->parent_name)) ||
+        !t->columns || !t->sequences || !t->indexes)
+        return ysql_fail(&b->err, ARCA_ENOMEM, "out of memory");
+    return ARCA_OK;
+}
+
+int bk_read_catalog(bk *b)
+{
+    int rc = ARCA_OK;
+    PGresult *r = tables_query(b);
+    if (!r)
         return ysql_failed(&b->err);
     size_t n = (size_t)PQntuples(r);
     b->cat.v = calloc(n + 1, sizeof *b->cat.v);
@@ -215,28 +250,8 @@ int bk_read_catalog(bk *b)
     pc_buf_str(&oids, "{");
     if (!b->cat.v || !b->oids || !b->toast || !map)
         rc = ysql_fail(&b->err, ARCA_ENOMEM, "out of memory");
-    for (size_t i = 0; rc == ARCA_OK && i < n; i++) {
-        cat_table *t = &b->cat.v[b->cat.n++];
-        int row = (int)i;
-        b->oids[i] = (uint32_t)strtoul(PQgetvalue(r, row, 0), NULL, 10);
-        map[i] = (oid_at){b->oids[i], i};
-        pc_buf_printf(&oids, "%s%s", i ? "," : "", PQgetvalue(r, row, 0));
-        t->schema = strdup(PQgetvalue(r, row, 1));
-        t->name = strdup(PQgetvalue(r, row, 2));
-        t->kind = PQgetvalue(r, row, 3)[0];
-        if (!PQgetisnull(r, row, 5)) {
-            t->parent_schema = strdup(PQgetvalue(r, row, 4));
-            t->parent_name = strdup(PQgetvalue(r, row, 5));
-        }
-        t->bytes = strtoll(PQgetvalue(r, row, 6), NULL, 10);
-        b->toast[i] = strtoll(PQgetvalue(r, row, 7), NULL, 10);
-        t->columns = calloc(1, sizeof *t->columns);
-        t->sequences = calloc(1, sizeof *t->sequences);
-        t->indexes = calloc(1, sizeof *t->indexes);
-        if (!t->schema || !t->name || (!PQgetisnull(r, row, 5) && (!t->parent_schema || !t->parent_name)) ||
-            !t->columns || !t->sequences || !t->indexes)
-            rc = ysql_fail(&b->err, ARCA_ENOMEM, "out of memory");
-    }
+    for (size_t i = 0; rc == ARCA_OK && i < n; i++)
+        rc = table_row(b, r, i, map, &oids);
     PQclear(r);
     pc_buf_str(&oids, "}");
     if (rc == ARCA_OK && oids.oom)

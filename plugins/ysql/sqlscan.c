@@ -374,83 +374,104 @@ static int object_clause(cur *c, sql_subject *s)
     return 0;
 }
 
+/* "IF NOT EXISTS", skipped where it may stand */
+static void skip_if_not_exists(cur *c)
+{
+    if (accept(c, "if")) {
+        accept(c, "not");
+        accept(c, "exists");
+    }
+}
+
+/* CREATE ... (the word CREATE taken) */
+static int create_subject(cur *c, sql_subject *s)
+{
+    if (accept(c, "or"))
+        accept(c, "replace");
+    accept(c, "unique");
+    accept(c, "unlogged");
+    accept(c, "constraint");
+    int kind = accept(c, "table") ? SQL_SUBJ_REL
+               : accept(c, "sequence") ? SQL_SUBJ_SEQUENCE
+               : accept(c, "schema") ? SQL_SUBJ_SCHEMA
+               : 0;
+    if (kind) {
+        skip_if_not_exists(c);
+        return name_at(c, s, kind, 0);
+    }
+    if (accept(c, "index") || accept(c, "trigger") || accept(c, "policy")) {
+        if (!seek_word(c, "on"))
+            return 0;
+        adv(c);
+        accept(c, "only");
+        return name_at(c, s, SQL_SUBJ_REL, 0);
+    }
+    if (accept(c, "rule")) {
+        if (!seek_word(c, "to"))
+            return 0;
+        adv(c);
+        return name_at(c, s, SQL_SUBJ_REL, 0);
+    }
+    return 0;
+}
+
+/* ALTER ... (the word ALTER taken) */
+static int alter_subject(cur *c, sql_subject *s)
+{
+    int kind = accept(c, "table") ? SQL_SUBJ_REL
+               : accept(c, "index") ? SQL_SUBJ_INDEX
+               : accept(c, "sequence") ? SQL_SUBJ_SEQUENCE
+               : 0;
+    if (!kind) {
+        if (accept(c, "large") && accept(c, "object") && c->t.kind == SQL_NUMBER) {
+            s->kind = SQL_SUBJ_LARGE_OBJECT;
+            s->name = strndup(c->t.p, c->t.len);
+            return s->name ? 0 : -1;
+        }
+        return 0;
+    }
+    if (accept(c, "if"))
+        accept(c, "exists");
+    accept(c, "only");
+    if (name_at(c, s, kind, 0) < 0)
+        return -1;
+    if (s->kind && accept(c, "attach") && accept(c, "partition")) {
+        /* the attached partition (or its index) is what the entry is about */
+        sql_subject_free(s);
+        return name_at(c, s, kind, 0);
+    }
+    return 0;
+}
+
+/* SELECT ... (the word SELECT taken): pg_dump creates a large object with
+ * SELECT pg_catalog.lo_create('OID') */
+static int select_subject(cur *c, sql_subject *s)
+{
+    if (accept(c, "pg_catalog") && punct(&c->t, '.')) {
+        adv(c);
+        if (accept(c, "lo_create") && punct(&c->t, '(')) {
+            adv(c);
+            if (c->t.kind == SQL_STRING && c->t.len > 2) {
+                s->kind = SQL_SUBJ_LARGE_OBJECT;
+                s->name = strndup(c->t.p + 1, c->t.len - 2);
+                return s->name ? 0 : -1;
+            }
+        }
+    }
+    return 0;
+}
+
 int sql_subject_of(const char *stmt, size_t len, sql_subject *s)
 {
     *s = (sql_subject){0};
     cur c;
     cur_init(&c, stmt, len);
-    if (accept(&c, "create")) {
-        if (accept(&c, "or"))
-            accept(&c, "replace");
-        accept(&c, "unique");
-        accept(&c, "unlogged");
-        accept(&c, "constraint");
-        if (accept(&c, "table")) {
-            if (accept(&c, "if")) {
-                accept(&c, "not");
-                accept(&c, "exists");
-            }
-            return name_at(&c, s, SQL_SUBJ_REL, 0);
-        }
-        if (accept(&c, "sequence")) {
-            if (accept(&c, "if")) {
-                accept(&c, "not");
-                accept(&c, "exists");
-            }
-            return name_at(&c, s, SQL_SUBJ_SEQUENCE, 0);
-        }
-        if (accept(&c, "schema")) {
-            if (accept(&c, "if")) {
-                accept(&c, "not");
-                accept(&c, "exists");
-            }
-            return name_at(&c, s, SQL_SUBJ_SCHEMA, 0);
-        }
-        if (accept(&c, "index") || accept(&c, "trigger") || accept(&c, "policy")) {
-            if (!seek_word(&c, "on"))
-                return 0;
-            adv(&c);
-            accept(&c, "only");
-            return name_at(&c, s, SQL_SUBJ_REL, 0);
-        }
-        if (accept(&c, "rule")) {
-            if (!seek_word(&c, "to"))
-                return 0;
-            adv(&c);
-            return name_at(&c, s, SQL_SUBJ_REL, 0);
-        }
-        return 0;
-    }
-    if (accept(&c, "alter")) {
-        int kind = accept(&c, "table") ? SQL_SUBJ_REL
-                   : accept(&c, "index") ? SQL_SUBJ_INDEX
-                   : accept(&c, "sequence") ? SQL_SUBJ_SEQUENCE
-                   : 0;
-        if (!kind) {
-            if (accept(&c, "large") && accept(&c, "object") && c.t.kind == SQL_NUMBER) {
-                s->kind = SQL_SUBJ_LARGE_OBJECT;
-                s->name = strndup(c.t.p, c.t.len);
-                return s->name ? 0 : -1;
-            }
-            return 0;
-        }
-        if (accept(&c, "if"))
-            accept(&c, "exists");
-        accept(&c, "only");
-        if (name_at(&c, s, kind, 0) < 0)
-            return -1;
-        if (s->kind && accept(&c, "attach") && accept(&c, "partition")) {
-            /* the attached partition (or its index) is what the entry is about */
-            sql_subject_free(s);
-            return name_at(&c, s, kind, 0);
-        }
-        return 0;
-    }
-    if (accept(&c, "comment")) {
-        if (!accept(&c, "on"))
-            return 0;
-        return object_clause(&c, s);
-    }
+    if (accept(&c, "create"))
+        return create_subject(&c, s);
+    if (accept(&c, "alter"))
+        return alter_subject(&c, s);
+    if (accept(&c, "comment"))
+        return accept(&c, "on") ? object_clause(&c, s) : 0;
     if (accept(&c, "security")) {
         if (!accept(&c, "label") || !seek_word(&c, "on"))
             return 0;
@@ -463,21 +484,8 @@ int sql_subject_of(const char *stmt, size_t len, sql_subject *s)
         adv(&c);
         return object_clause(&c, s);
     }
-    if (accept(&c, "select")) {
-        /* pg_dump creates a large object with SELECT pg_catalog.lo_create('OID') */
-        if (accept(&c, "pg_catalog") && punct(&c.t, '.')) {
-            adv(&c);
-            if (accept(&c, "lo_create") && punct(&c.t, '(')) {
-                adv(&c);
-                if (c.t.kind == SQL_STRING && c.t.len > 2) {
-                    s->kind = SQL_SUBJ_LARGE_OBJECT;
-                    s->name = strndup(c.t.p + 1, c.t.len - 2);
-                    return s->name ? 0 : -1;
-                }
-            }
-        }
-        return 0;
-    }
+    if (accept(&c, "select"))
+        return select_subject(&c, s);
     return 0;
 }
 
