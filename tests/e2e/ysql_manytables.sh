@@ -125,6 +125,28 @@ for delay in 0 0.1; do
         fail "... leaving nothing at the destination" "$(ls "$T_TMP/int")"
 done
 
+# ---- interrupts at any moment -------------------------------------------------------------------
+# SIGINT at random moments of whole backups (catalogue, dump, spooling, packs, commit): never a
+# crash, and never an archive without its catalogue (a backup is there whole or not at all).
+t0=$(date +%s.%N); "$ARCA" -c "$T_TMP/int.ini" backup p >/dev/null 2>&1
+full_ms=$(python3 -c "print(max(100, int(($(date +%s.%N) - $t0) * 1000)))")
+rm -rf "$T_TMP/int" && mkdir -p "$T_TMP/int"
+bad=""
+for ((n = 0; n < 40; n++)); do
+    "$ARCA" -c "$T_TMP/int.ini" backup p >"$T_TMP/int.out" 2>&1 &
+    apid=$!
+    sleep "$(python3 -c "import random; print(random.randint(0, $full_ms * 3 // 2) / 1000)")"
+    kill -INT "$apid" 2>/dev/null
+    wait "$apid"; rc=$?
+    [ "$rc" -ge 128 ] && bad+="run $n: exit $rc: $(tail -n 2 "$T_TMP/int.out"); "
+    for a in "$T_TMP"/int/*.arca; do
+        [ -e "$a" ] && [ ! -e "${a%.arca}.manifest.json" ] && bad+="run $n: $(basename "$a") without its catalogue; "
+    done
+    rm -rf "$T_TMP/int" && mkdir -p "$T_TMP/int"
+done
+[ -z "$bad" ] && pass "40 backups interrupted at random moments (0-$((full_ms * 3 / 2)) ms): no crash, no archive without its catalogue" ||
+    fail "backups interrupted at random moments" "$bad"
+
 # ---- the spool stays bounded when an estimate is wrong ----------------------------------------------
 # A table of 190 MB that looks small (never analyzed, statistics reset: one page by the
 # estimate) lands in a pack copied while the schema dump runs; the spool holds at most
