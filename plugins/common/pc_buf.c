@@ -29,6 +29,11 @@ static int buf_reserve(pc_buf *b, size_t more)
     return 0;
 }
 
+int pc_buf_reserve(pc_buf *b, size_t more)
+{
+    return buf_reserve(b, more);
+}
+
 void pc_buf_add(pc_buf *b, const void *data, size_t len)
 {
     if (buf_reserve(b, len) < 0)

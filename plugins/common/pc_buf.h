@@ -16,6 +16,8 @@ typedef struct pc_buf {
 
 void pc_buf_add(pc_buf *b, const void *data, size_t len);
 void pc_buf_str(pc_buf *b, const char *s);
+/* Room for `more` bytes (and a NUL) past len, for writing in place: 0, or -1 (oom). */
+int pc_buf_reserve(pc_buf *b, size_t more);
 void pc_buf_printf(pc_buf *b, const char *fmt, ...) ARCA_PRINTF(2, 3);
 void pc_buf_free(pc_buf *b);
 /* Takes the contents (caller frees; "" when nothing was added); the buffer

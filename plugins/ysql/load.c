@@ -8,9 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
-#define LD_QUEUE_MAX 4   /* chunks queued per worker: memory is bounded by jobs x this x chunk_size */
+#define LD_QUEUE_MAX 4   /* chunks queued per worker (up to twice that: ld_full); memory is
+                          * bounded by 2 x jobs x this x chunk_size */
 #define LD_EXTRA_MAX 64  /* connections the pool may open beyond `jobs` for interleaved objects */
+#define LD_BINARY_ROW_MAX (1u << 20) /* a converted row is held whole when it spans chunks */
 
 enum { LD_START, LD_DATA, LD_END, LD_QUIT };
 
@@ -59,7 +62,7 @@ static void msg_free(ld_msg *m)
 }
 
 static char *copy_sql(const rs *r, const cat_table *t, const char *direction, const char *where,
-                      int freeze)
+                      int freeze, int binary)
 {
     pc_buf q = {0};
     pc_buf_str(&q, "COPY ");
@@ -87,7 +90,10 @@ static char *copy_sql(const rs *r, const cat_table *t, const char *direction, co
         pc_buf_str(&q, ")");
     }
     pc_buf_str(&q, direction);
-    ysql_copy_options(&q, r->encoding, freeze);
+    if (binary)
+        pc_buf_str(&q, freeze ? " (FORMAT binary, FREEZE)" : " (FORMAT binary)");
+    else
+        ysql_copy_options(&q, r->encoding, freeze);
     return pc_buf_take(&q);
 }
 
@@ -101,6 +107,8 @@ typedef struct ld_state {
     size_t seg;           /* LD_PACK: the current segment */
     int64_t seg_off;      /* ... and the bytes of it consumed */
     ysql_lo_loader *lo;   /* LD_LARGE_OBJECTS */
+    ysql_copybin *cb;     /* the COPY in progress takes binary, converted from the archive's text */
+    pc_buf bin;           /* ... a piece of it */
 } ld_state;
 
 static int ld_copy_failed(rs *r, PGconn *c, PGresult *res, size_t table, const char *name)
@@ -122,6 +130,52 @@ static void ld_drain_results(PGconn *c)
         PQclear(res);
 }
 
+/* A converter for loading table t in COPY's binary format, or NULL for text:
+ * into PostgreSQL (YugabyteDB keeps text), an archive and a target database in
+ * UTF8 (the sessions' client encoding, which the binary text values are read
+ * in), every copied column of a type copybin.c converts, and rows of bounded
+ * size; ARCA_YSQL_TEXT_COPY=1 keeps text (a diagnostic). */
+static ysql_copybin *ld_binary_plan(ld_worker *w, const cat_table *t)
+{
+    rs *r = w->p->r;
+    const char *force_text = getenv("ARCA_YSQL_TEXT_COPY");
+    if (r->target_is_yb || (force_text && *force_text && strcmp(force_text, "0")) || !t->columns[0] ||
+        !r->encoding || strcasecmp(r->encoding, "UTF8"))
+        return NULL;
+    const char *params[2] = {t->schema, t->name};
+    PGresult *res = PQexecParams(
+        w->conn,
+        "SELECT a.attname, a.atttypid::pg_catalog.int8, a.atttypmod, pg_catalog.getdatabaseencoding() "
+        "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
+        2, NULL, params, NULL, NULL, 0);
+    size_t ncols = 0;
+    while (t->columns[ncols])
+        ncols++;
+    unsigned char *kinds = calloc(ncols, 1);
+    size_t max_row = 0;
+    int ok = kinds && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0 &&
+             !strcmp(PQgetvalue(res, 0, 3), "UTF8");
+    for (size_t i = 0; ok && i < ncols; i++) {
+        ok = 0;
+        for (int row = 0; row < PQntuples(res); row++) {
+            if (strcmp(PQgetvalue(res, row, 0), t->columns[i]))
+                continue;
+            size_t max_text = 0;
+            kinds[i] = (unsigned char)ysql_copybin_kind((unsigned)strtoul(PQgetvalue(res, row, 1), NULL, 10),
+                                                        atoi(PQgetvalue(res, row, 2)), &max_text);
+            max_row += max_text + 1;
+            ok = kinds[i] != 0;
+            break;
+        }
+    }
+    PQclear(res);
+    ysql_copybin *cb = ok && max_row <= LD_BINARY_ROW_MAX ? ysql_copybin_new(kinds, ncols, max_row) : NULL;
+    free(kinds);
+    return cb;
+}
+
 static int ld_copy_begin(ld_worker *w, ld_state *st, size_t table, int freeze)
 {
     rs *r = w->p->r;
@@ -140,7 +194,11 @@ static int ld_copy_begin(ld_worker *w, ld_state *st, size_t table, int freeze)
             return rc;
         st->in_tx = 1;
     }
-    char *sql = copy_sql(r, &r->cat.v[table], " FROM STDIN", NULL, freeze);
+    /* a whole table or a slice of one goes in binary when its columns allow it */
+    if (st->job.kind == LD_TABLE && (st->cb = ld_binary_plan(w, &r->cat.v[table])))
+        r->h->log(r->h, ARCA_LOG_DEBUG, "%s: %s goes in COPY's binary format", r->where,
+                  st->job.name ? st->job.name : "?");
+    char *sql = copy_sql(r, &r->cat.v[table], " FROM STDIN", NULL, freeze, st->cb != NULL);
     PGresult *res = sql ? PQexec(w->conn, sql) : NULL;
     free(sql);
     int rc = ARCA_OK;
@@ -152,9 +210,60 @@ static int ld_copy_begin(ld_worker *w, ld_state *st, size_t table, int freeze)
     return rc;
 }
 
+static int ld_conv_failed(ld_worker *w, ld_state *st, const char *why)
+{
+    rs *r = w->p->r;
+    const cat_table *t = &r->cat.v[st->table];
+    char *label = ysql_qualified(t->schema, t->name);
+    int rc = ysql_fail(&r->err, ARCA_EINTEGRITY, "%s: loading table %s (%s) failed: %s", r->where,
+                       label ? label : t->name, st->job.name ? st->job.name : "?", why);
+    free(label);
+    return rc;
+}
+
+/* Sends COPY data as it is. */
+static int ld_send(ld_worker *w, ld_state *st, const void *data, size_t len)
+{
+    if (!len)
+        return ARCA_OK;
+    if (PQputCopyData(w->conn, data, (int)len) == 1)
+        return ARCA_OK;
+    int rc = ld_copy_failed(w->p->r, w->conn, NULL, st->table, st->job.name ? st->job.name : "?");
+    ld_drain_results(w->conn);
+    st->in_copy = 0;
+    return rc;
+}
+
+/* Sends COPY data from the archive (converted when the COPY takes binary). */
+static int ld_put(ld_worker *w, ld_state *st, const void *data, size_t len)
+{
+    if (!len)
+        return ARCA_OK;
+    if (st->cb) {
+        char why[256];
+        st->bin.len = 0;
+        if (ysql_copybin_feed(st->cb, data, len, &st->bin, why, sizeof why) < 0)
+            return ld_conv_failed(w, st, why);
+        data = st->bin.p;
+        len = st->bin.len;
+    }
+    return ld_send(w, st, data, len);
+}
+
 static int ld_copy_end(ld_worker *w, ld_state *st, int64_t want_rows)
 {
     rs *r = w->p->r;
+    if (st->cb) { /* the last row and the trailer */
+        char why[256];
+        st->bin.len = 0;
+        int conv = ysql_copybin_end(st->cb, &st->bin, why, sizeof why);
+        ysql_copybin_free(st->cb);
+        st->cb = NULL;
+        if (conv < 0)
+            return ld_conv_failed(w, st, why);
+        if (ld_send(w, st, st->bin.p, st->bin.len) < 0)
+            return ysql_failed(&r->err);
+    }
     st->in_copy = 0;
     PGresult *res = NULL;
     if (PQputCopyEnd(w->conn, NULL) == 1)
@@ -182,18 +291,6 @@ static int ld_copy_end(ld_worker *w, ld_state *st, int64_t want_rows)
         st->in_tx = 0;
         rc = ysql_exec(w->conn, &r->err, "cannot commit a load", "COMMIT");
     }
-    return rc;
-}
-
-static int ld_put(ld_worker *w, ld_state *st, const void *data, size_t len)
-{
-    if (!len)
-        return ARCA_OK;
-    if (PQputCopyData(w->conn, data, (int)len) == 1)
-        return ARCA_OK;
-    int rc = ld_copy_failed(w->p->r, w->conn, NULL, st->table, st->job.name ? st->job.name : "?");
-    ld_drain_results(w->conn);
-    st->in_copy = 0;
     return rc;
 }
 
@@ -278,6 +375,8 @@ static void ld_reset(ld_worker *w, ld_state *st)
     }
     ysql_lo_loader_free(st->lo);
     st->lo = NULL;
+    ysql_copybin_free(st->cb);
+    st->cb = NULL;
     if (st->in_tx) {
         PQclear(PQexec(w->conn, "ROLLBACK"));
         st->in_tx = 0;
@@ -353,6 +452,7 @@ static void *ld_main(void *arg)
     }
     ld_reset(w, &st);
     job_free(&st.job);
+    pc_buf_free(&st.bin);
     return NULL;
 }
 
@@ -415,11 +515,28 @@ int ld_start(rs *r, ld_pool **out)
     return ARCA_OK;
 }
 
+/* The feed must wait before queueing another chunk for w (pool locked): w holds
+ * LD_QUEUE_MAX chunks, or twice that while no other worker runs dry. Slices of
+ * one table load at the same speed but lie in the archive in the order the
+ * backup read them, so one may run ahead by a few chunks; a worker waiting for
+ * chunks that lie past another's full queue would leave its core idle. */
+static int ld_full(const ld_pool *p, const ld_worker *w)
+{
+    if (w->queued < LD_QUEUE_MAX)
+        return 0;
+    if (w->queued >= 2 * LD_QUEUE_MAX)
+        return 1;
+    for (size_t i = 0; i < p->n; i++)
+        if (p->w[i] != w && p->w[i]->open && p->w[i]->queued == 0)
+            return 0;
+    return 1;
+}
+
 static int ld_push(ld_pool *p, ld_worker *w, ld_msg *m, int wait_for_room)
 {
     rs *r = p->r;
     pthread_mutex_lock(&p->mu);
-    while (wait_for_room && w->queued >= LD_QUEUE_MAX && !ysql_failed(&r->err) && !p->stop)
+    while (wait_for_room && ld_full(p, w) && !ysql_failed(&r->err) && !p->stop)
         pthread_cond_wait(&p->space, &p->mu);
     int failed = ysql_failed(&r->err) || p->stop;
     if (!failed || m->kind == LD_QUIT) {
@@ -597,7 +714,7 @@ static int vf_table(vf *v, PGconn *c, ysql_hasher *hs, size_t i)
         pc_buf_printf(&w, "NOT coalesce(%s, false)", big);
         where = pc_buf_take(&w);
     }
-    char *sql = copy_sql(r, t, " TO STDOUT", where, 0);
+    char *sql = copy_sql(r, t, " TO STDOUT", where, 0, 0);
     char *label = ysql_qualified(t->schema, t->name);
     free(big);
     free(where);

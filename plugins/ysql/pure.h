@@ -288,4 +288,32 @@ void db_setting_value(pc_buf *b, const char *name, const char *value);
 char *db_missing_roles(const catalog *c, char *const *have, int no_owner, int no_privileges,
                        int roles_restored, size_t *count);
 
+/* ---- COPY text -> COPY binary (copybin.c) ------------------------------------------ */
+/* A restore may send a table's rows in COPY's binary format instead of the
+ * archive's text: the server then skips its text parsing (about a fifth of a
+ * load's server time on integer and char(n) columns). Only types whose binary
+ * form follows from their text without server knowledge are converted; a
+ * table with any other column stays in text. */
+enum { YCB_BOOL = 1, YCB_INT2, YCB_INT4, YCB_INT8, YCB_TEXT };
+/* The kind of a column of type `oid` with `typmod`, and the most bytes one of
+ * its values may take in COPY text (*max_text); 0 when not converted: other
+ * types, and text or varchar/char without a length (a value of any size would
+ * have to be held whole, since its binary form starts with its length). */
+int ysql_copybin_kind(unsigned oid, int typmod, size_t *max_text);
+typedef struct ysql_copybin ysql_copybin;
+/* kinds: one per column, in the COPY's column order (ncols >= 1); max_row:
+ * the most bytes a row's text may take (the sum of the columns' max_text).
+ * NULL on oom. */
+ysql_copybin *ysql_copybin_new(const unsigned char *kinds, size_t ncols, size_t max_row);
+/* Converts the next piece of COPY text (rows may span pieces) and appends the
+ * binary of every complete row to out (the file header first). 0 ok; -1 bad
+ * input (why in err, naming the row and column); a "\." line ends the data
+ * (what follows is ignored, as the server does). */
+int ysql_copybin_feed(ysql_copybin *c, const char *p, size_t n, pc_buf *out, char *err, size_t errlen);
+/* Ends the data: the trailer, or -1 if a row is incomplete. */
+int ysql_copybin_end(ysql_copybin *c, pc_buf *out, char *err, size_t errlen);
+/* Rows converted so far. */
+int64_t ysql_copybin_rows(const ysql_copybin *c);
+void ysql_copybin_free(ysql_copybin *c);
+
 #endif

@@ -168,8 +168,15 @@ else
     pass "the password is in no archive, manifest or log"
 fi
 
-expect_exit "restore into a new database with --verify-data" 0 A -v restore p "$ID" --target-database restored --verify-data
+expect_exit "restore into a new database with --verify-data" 0 A -vv restore p "$ID" --target-database restored --verify-data
 expect_match "... which the restore created and verified" 'created database "restored".*|verify: every table matches' "$OUT"
+# app.conv (bool, integers, char(n), varchar(n)) goes in COPY's binary format; app.big (text, float) stays in text
+expect_match "... loading app.conv's slices in COPY's binary format" 'data/app\.conv/part-0000 goes in COPY.s binary format' "$OUT"
+if grep -Eq 'app\.(big|everything).* goes in COPY.s binary' <<<"$OUT"; then
+    fail "... and tables of other types in text" "$(grep -E 'goes in COPY' <<<"$OUT")"
+else
+    pass "... and tables of other types in text"
+fi
 
 schema_of() { pg_dump -h "$SOCK" -p "$PORT" -U postgres --schema-only "$1" 2>&1 | grep -v '^\\\(un\)\?restrict '; }
 # every table's (and the materialized view's) rows in a fixed order, hashed: independent of arca's digest
