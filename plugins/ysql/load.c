@@ -33,6 +33,7 @@ typedef struct ld_worker {
     ld_msg *head, *tail;
     size_t queued;
     pthread_cond_t cv;
+    size_t index;
     int open; /* (main thread) an object is assigned whose last chunk is not queued yet */
 } ld_worker;
 
@@ -415,12 +416,37 @@ static void ld_handle(ld_worker *w, ld_state *st, ld_msg *m)
     }
 }
 
+/* Opens the worker's connection, on its own thread: the connections of the pool
+ * open at once, while the main thread goes on (with the schema scripts). A
+ * failure is recorded in r->err; the worker then discards what it is sent. */
+static void ld_connect(ld_worker *w)
+{
+    rs *r = w->p->r;
+    PGconn *c = ysql_connect(r->yi, r->target_db, &r->err);
+    if (c && r->replica_role) {
+        /* as pg_restore --disable-triggers: rows reloaded into existing tables come
+         * from one consistent snapshot, but their slices arrive in any order */
+        PGresult *res = PQexec(c, "SET session_replication_role = replica");
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && w->index == 0)
+            r->h->log(r->h, ARCA_LOG_WARN, "%s: cannot turn triggers off while reloading existing "
+                      "tables (needs superuser): their triggers and foreign key checks fire", r->where);
+        PQclear(res);
+    }
+    if (c && (ysql_session_setup(c, &r->err) < 0 ||
+              ysql_exec(c, &r->err, "cannot prepare a load session", "SET synchronous_commit = off") < 0)) {
+        PQfinish(c);
+        c = NULL;
+    }
+    w->conn = c;
+}
+
 static void *ld_main(void *arg)
 {
     ld_worker *w = arg;
     ld_pool *p = w->p;
     rs *r = p->r;
     ld_state st = {0};
+    ld_connect(w);
     for (;;) {
         pthread_mutex_lock(&p->mu);
         while (!w->head)
@@ -472,23 +498,10 @@ static int ld_add_worker(ld_pool *p)
     if (!w)
         return ysql_fail(&r->err, ARCA_ENOMEM, "out of memory");
     w->p = p;
+    w->index = p->n;
     pthread_cond_init(&w->cv, NULL);
-    w->conn = ysql_connect(r->yi, r->target_db, &r->err);
-    if (w->conn && r->replica_role) {
-        /* as pg_restore --disable-triggers: rows reloaded into existing tables come
-         * from one consistent snapshot, but their slices arrive in any order */
-        PGresult *res = PQexec(w->conn, "SET session_replication_role = replica");
-        if (PQresultStatus(res) != PGRES_COMMAND_OK && p->n == 0)
-            r->h->log(r->h, ARCA_LOG_WARN, "%s: cannot turn triggers off while reloading existing "
-                      "tables (needs superuser): their triggers and foreign key checks fire", r->where);
-        PQclear(res);
-    }
-    if (!w->conn || ysql_session_setup(w->conn, &r->err) < 0 ||
-        ysql_exec(w->conn, &r->err, "cannot prepare a load session", "SET synchronous_commit = off") < 0 ||
-        !(w->started = pthread_create(&w->th, NULL, ld_main, w) == 0)) {
-        if (!ysql_failed(&r->err))
-            ysql_fail(&r->err, ARCA_EFAIL, "cannot start a load thread");
-        PQfinish(w->conn);
+    if (!(w->started = pthread_create(&w->th, NULL, ld_main, w) == 0)) {
+        ysql_fail(&r->err, ARCA_EFAIL, "cannot start a load thread");
         pthread_cond_destroy(&w->cv);
         free(w);
         return ysql_failed(&r->err);

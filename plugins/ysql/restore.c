@@ -427,8 +427,11 @@ static int rs_apply_schema(rs *r, rs_state *st)
         return ysql_fail(&r->err, ARCA_EINTEGRITY, "the archive has no complete %s before its data: "
                          "not a backup of this plugin", st->done[OBJ_CATALOG] ? obj_names[OBJ_PRE]
                                                                               : obj_names[OBJ_CATALOG]);
-    int rc = ARCA_OK;
-    if (st->done[OBJ_ROLES] && st->obj[OBJ_ROLES].len && !r->ro->no_roles) {
+    /* the load connections open (on their threads) while the schema scripts run */
+    for (size_t i = 0; i < r->cat.n; i++)
+        r->replica_role |= r->tt[i].want && r->tt[i].existed;
+    int rc = ld_start(r, &r->pool);
+    if (rc == ARCA_OK && st->done[OBJ_ROLES] && st->obj[OBJ_ROLES].len && !r->ro->no_roles) {
         st->stage = "restoring roles";
         rc = rs_apply_roles(r, st->obj[OBJ_ROLES].p, st->obj[OBJ_ROLES].len);
     }
@@ -440,13 +443,10 @@ static int rs_apply_schema(rs *r, rs_state *st)
     pc_buf_free(&st->obj[OBJ_PRE]);
     if (rc == ARCA_OK && r->table_level && r->ro->clean)
         rc = rs_truncate_existing(r, st);
-    for (size_t i = 0; i < r->cat.n; i++)
-        r->replica_role |= r->tt[i].want && r->tt[i].existed;
     if (rc == ARCA_OK) {
         r->schema_applied = 1;
         st->t_schema = ysql_now();
         st->stage = "loading data";
-        rc = ld_start(r, &r->pool);
     }
     if (rc == ARCA_OK)
         rs_guard_begin(r);
