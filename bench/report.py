@@ -104,7 +104,7 @@ TARGETS = [  # key, limit, text
     ("backup_vs_pg_dump_fc", 0.8, "backup wall <= 0.8 x pg_dump -Fc"),
     ("backup_vs_copy_floor", 1.25, "backup wall <= 1.25 x COPY-to-/dev/null floor (1 session)"),
     ("size_vs_pg_dump_fc", 1.0, "archive size <= pg_dump -Fc file"),
-    ("restore_vs_pg_restore_j2", 0.9, "restore wall <= 0.9 x pg_restore -j 2 (the faster of -Fc, -Fd)"),
+    ("restore_vs_pg_restore_j2", 0.8, "restore wall <= 0.8 x pg_restore -j 2 (the faster of -Fc, -Fd)"),
     ("peak_rss_mib", 256, "arca peak RSS <= 256 MiB"),
 ]
 
