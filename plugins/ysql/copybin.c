@@ -96,11 +96,21 @@ static int cb_err(const ysql_copybin *c, char *err, size_t errlen, const char *f
 }
 
 /* Writers in place: the caller reserved the room (pc_buf_reserve). */
-static void put_be(pc_buf *out, uint64_t v, int bytes)
+static inline void put_be(pc_buf *out, uint64_t v, int bytes)
 {
-    unsigned char *b = (unsigned char *)out->p + out->len;
-    for (int i = 0; i < bytes; i++)
-        b[i] = (unsigned char)(v >> (8 * (bytes - 1 - i)));
+    char *b = out->p + out->len;
+    if (bytes == 4) {
+        uint32_t x = __builtin_bswap32((uint32_t)v);
+        memcpy(b, &x, 4);
+    } else if (bytes == 8) {
+        uint64_t x = __builtin_bswap64(v);
+        memcpy(b, &x, 8);
+    } else if (bytes == 2) {
+        uint16_t x = __builtin_bswap16((uint16_t)v);
+        memcpy(b, &x, 2);
+    } else {
+        *b = (char)v;
+    }
     out->len += (size_t)bytes;
 }
 
@@ -108,6 +118,25 @@ static void put_mem(pc_buf *out, const void *p, size_t n)
 {
     memcpy(out->p + out->len, p, n);
     out->len += n;
+}
+
+/* The same through a cursor kept in a local (a row is written through one and
+ * its length added at the end: no reload of out->len after every store). */
+static inline void wr_be(char **w, uint64_t v, int bytes)
+{
+    if (bytes == 4) {
+        uint32_t x = __builtin_bswap32((uint32_t)v);
+        memcpy(*w, &x, 4);
+    } else if (bytes == 8) {
+        uint64_t x = __builtin_bswap64(v);
+        memcpy(*w, &x, 8);
+    } else if (bytes == 2) {
+        uint16_t x = __builtin_bswap16((uint16_t)v);
+        memcpy(*w, &x, 2);
+    } else {
+        **w = (char)v;
+    }
+    *w += bytes;
 }
 
 static int is_space(unsigned char ch)
@@ -164,7 +193,7 @@ static void unescape(ysql_copybin *c, const char *s, size_t n)
     }
 }
 
-static int put_int(ysql_copybin *c, const char *s, size_t n, int kind, size_t col, pc_buf *out,
+static int put_int(ysql_copybin *c, const char *s, size_t n, int kind, size_t col, char **out,
                    char *err, size_t errlen)
 {
     static const char *const names[] = {[YCB_INT2] = "smallint", [YCB_INT4] = "integer", [YCB_INT8] = "bigint"};
@@ -196,14 +225,14 @@ static int put_int(ysql_copybin *c, const char *s, size_t n, int kind, size_t co
         return cb_err(c, err, errlen, "column %zu: value \"%.*s\" is out of range for type %s", col + 1,
                       (int)(n > 40 ? 40 : n), s, names[kind]);
     int bytes = kind == YCB_INT2 ? 2 : kind == YCB_INT4 ? 4 : 8;
-    put_be(out, (uint64_t)bytes, 4);
-    put_be(out, neg ? (uint64_t)0 - v : v, bytes);
+    wr_be(out, (uint64_t)bytes, 4);
+    wr_be(out, neg ? (uint64_t)0 - v : v, bytes);
     return 0;
 }
 
 /* boolin: a case-insensitive prefix of true/false/yes/no (at least "on"/"of"
  * for on/off), or 1/0, with spaces around. */
-static int put_bool(ysql_copybin *c, const char *s, size_t n, size_t col, pc_buf *out, char *err,
+static int put_bool(ysql_copybin *c, const char *s, size_t n, size_t col, char **out, char *err,
                     size_t errlen)
 {
     const char *p = s, *e = s + n;
@@ -225,8 +254,8 @@ static int put_bool(ysql_copybin *c, const char *s, size_t n, size_t col, pc_buf
     if (v < 0)
         return cb_err(c, err, errlen, "column %zu: invalid input syntax for type boolean: \"%.*s\"",
                       col + 1, (int)(n > 40 ? 40 : n), s);
-    put_be(out, 1, 4);
-    put_be(out, (uint64_t)v, 1);
+    wr_be(out, 1, 4);
+    wr_be(out, (uint64_t)v, 1);
     return 0;
 }
 
@@ -236,7 +265,12 @@ static const char *field_end(const char *p, const char *e, int row_bs, int *bs)
 {
     *bs = 0;
     if (!row_bs) {
-        const char *t = memchr(p, '\t', (size_t)(e - p));
+        /* numbers are short: a loop finds their end sooner than a call */
+        const char *q = p, *stop = e - p > 16 ? p + 16 : e;
+        for (; q < stop; q++)
+            if (*q == '\t')
+                return q;
+        const char *t = q < e ? memchr(q, '\t', (size_t)(e - q)) : NULL;
         return t ? t : e;
     }
     for (;;) {
@@ -251,11 +285,11 @@ static const char *field_end(const char *p, const char *e, int row_bs, int *bs)
     }
 }
 
-static int put_field(ysql_copybin *c, size_t col, const char *s, size_t n, int bs, pc_buf *out,
+static int put_field(ysql_copybin *c, size_t col, const char *s, size_t n, int bs, char **out,
                      char *err, size_t errlen)
 {
     if (n == 2 && s[0] == '\\' && s[1] == 'N') {
-        put_be(out, 0xffffffffu, 4);
+        wr_be(out, 0xffffffffu, 4);
         return 0;
     }
     if (bs) {
@@ -270,8 +304,9 @@ static int put_field(ysql_copybin *c, size_t col, const char *s, size_t n, int b
         return put_bool(c, s, n, col, out, err, errlen);
     if (kind != YCB_TEXT)
         return put_int(c, s, n, kind, col, out, err, errlen);
-    put_be(out, (uint64_t)n, 4);
-    put_mem(out, s, n);
+    wr_be(out, (uint64_t)n, 4);
+    memcpy(*out, s, n);
+    *out += n;
     return 0;
 }
 
@@ -299,7 +334,8 @@ static int put_row_bs(ysql_copybin *c, const char *s, size_t n, int row_bs, pc_b
      * integer's at most 8 bytes; each has a 4-byte length */
     if (n > (size_t)-1 / 2 || pc_buf_reserve(out, 2 + c->ncols * 12 + n) < 0)
         return cb_err(c, err, errlen, "out of memory");
-    put_be(out, (uint64_t)c->ncols, 2);
+    char *w = out->p + out->len;
+    wr_be(&w, (uint64_t)c->ncols, 2);
     const char *p = s, *e = s + n;
     for (size_t col = 0; col < c->ncols; col++) {
         int bs;
@@ -308,10 +344,11 @@ static int put_row_bs(ysql_copybin *c, const char *s, size_t n, int row_bs, pc_b
             return cb_err(c, err, errlen, "missing data for column %zu", col + 2);
         if (f < e && col + 1 == c->ncols)
             return cb_err(c, err, errlen, "extra data after the last expected column");
-        if (put_field(c, col, p, (size_t)(f - p), bs, out, err, errlen) < 0)
+        if (put_field(c, col, p, (size_t)(f - p), bs, &w, err, errlen) < 0)
             return -1;
         p = f + 1;
     }
+    out->len = (size_t)(w - out->p);
     c->rows++;
     return 0;
 }
