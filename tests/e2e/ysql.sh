@@ -236,6 +236,16 @@ q -d onetable -c "CREATE FUNCTION app.tamper() RETURNS trigger LANGUAGE plpgsql 
 expect_exit "--verify-data notices a table that differs from the backup (exit 3)" 3 A restore p "$ID" --target-database onetable --table app.big --clean --verify-data
 expect_match "... naming the table and both digests" '"app"."big": 60000 rows, sha256-sum128:[0-9a-f]{32}; the backup has 60000 rows' "$OUT"
 
+# binary COPY converts for the target's column types: a value that does not fit fails the load,
+# naming the table, the object, the row and the column (and the table keeps no partial rows)
+expect_exit "--table app.conv into a new database (binary COPY)" 0 A -vv restore p "$ID" --target-database onetable --table app.conv --verify-data
+expect_match "... goes in COPY's binary format" 'app\.conv/part-0000 goes in COPY.s binary format' "$OUT"
+q -d onetable -c "ALTER TABLE app.conv ALTER big TYPE integer USING 0"
+expect_exit "--table --clean into a column too narrow for the values fails (exit 3)" 3 A restore p "$ID" --target-database onetable --table app.conv --clean
+expect_match "... naming the table, the object, the row and the column" 'loading table "app"."conv" \(data/app\.conv/part-[0-9]+\) failed: row [0-9]+: column 4: value "-?922337203685477580[78]" is out of range for type integer' "$OUT"
+[ "$(q -d onetable -c "SELECT count(*) FROM app.conv")" = 0 ] && pass "... leaving the emptied table without partial rows" ||
+    fail "... leaving the emptied table without partial rows" "$(q -d onetable -c "SELECT count(*) FROM app.conv")"
+
 # ---- restore --from a file -------------------------------------------------------------------------
 expect_exit "restore --from FILE --into another source" 0 A restore --from "$ARCHIVE" --into fromfile
 same_as_src "--from FILE" fromfile
