@@ -242,7 +242,7 @@ expect_exit "--table app.conv into a new database (binary COPY)" 0 A -vv restore
 expect_match "... goes in COPY's binary format" 'app\.conv/part-0000 goes in COPY.s binary format' "$OUT"
 q -d onetable -c "ALTER TABLE app.conv ALTER big TYPE integer USING 0"
 expect_exit "--table --clean into a column too narrow for the values fails (exit 3)" 3 A restore p "$ID" --target-database onetable --table app.conv --clean
-expect_match "... naming the table, the object, the row and the column" 'loading table "app"."conv" \(data/app\.conv/part-[0-9]+\) failed: row [0-9]+: column 4: value "-?922337203685477580[78]" is out of range for type integer' "$OUT"
+expect_match "... naming the table, the object, the row and the column" 'loading table "app"."conv" \(data/app\.conv/part-[0-9]+\) failed: row [0-9]+: column 4: value "-?[0-9]+" is out of range for type integer' "$OUT"
 [ "$(q -d onetable -c "SELECT count(*) FROM app.conv")" = 0 ] && pass "... leaving the emptied table without partial rows" ||
     fail "... leaving the emptied table without partial rows" "$(q -d onetable -c "SELECT count(*) FROM app.conv")"
 
