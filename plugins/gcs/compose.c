@@ -1,9 +1,10 @@
 /* gcs plugin: parallel uploads as part objects composed at commit. Each full
  * chunk becomes a part object PREFIX.arca-tmp/NAME/ID/NNNNNN, stored in one
- * request by one of upload_concurrency threads (its CRC32C and MD5 declared,
+ * request by one of upload_concurrency threads (its CRC32C declared,
  * so that the server checks it); the parts are never listed (list shows flat
  * names only). At commit they are composed, at most 32 sources a request, into
- * intermediates and then into the object itself, with ifGenerationMatch=0.
+ * intermediates (as few bytes as can be, several at once) and then into the
+ * object itself, with ifGenerationMatch=0.
  * The parts and intermediates are deleted on every path: success, failure,
  * abort (and `arca cleanup` finds those a killed backup left). A composite
  * object has no MD5 (GCS computes none): its CRC32C is compared instead. */
@@ -54,7 +55,7 @@ static int upload_part(gcs_put *p, CURL *easy, gcs_part *c, char *err, size_t er
 {
     char *name = tmp_name(p, GCS_PART_FMT, c->number);
     json_t *meta = name ? json_pack("{s:s, s:s}", "name", name, "contentType", "application/octet-stream") : NULL, *obj = NULL;
-    int rc = meta ? put_single(p, easy, name, c->buf, c->len, meta, &obj, err, errlen) : ARCA_ENOMEM;
+    int rc = meta ? put_single(p, easy, name, c->buf, c->len, NULL, meta, &obj, err, errlen) : ARCA_ENOMEM;
     if (rc == ARCA_EEXIST) {
         char crc[9];
         gcs_crc32c_b64(gcs_crc32c(0, c->buf, c->len), crc);
@@ -196,29 +197,106 @@ static void free_names(char **v, uint32_t n)
     free(v);
 }
 
-/* Composes the level's `n` sources into ceil(n / 32) intermediates; 0 and
- * *next_first (the first intermediate's number) set. */
-static int compose_level(gcs_put *p, char **src, uint32_t n, uint32_t *next_first, char *err, size_t errlen)
+/* One round of intermediates, composed at once by up to upload_concurrency
+ * threads: group k is src[start[k] .. start[k + 1]), composed into the
+ * intermediate numbered first + k. */
+typedef struct grouping {
+    gcs_put *p;
+    char **src;
+    const uint32_t *start;
+    uint32_t groups, first, next;
+    pthread_mutex_t mu;
+    int rc;
+    char err[1400];
+} grouping;
+
+static void *group_worker(void *arg)
 {
-    uint32_t groups = (n + GCS_COMPOSE_MAX - 1) / GCS_COMPOSE_MAX;
-    *next_first = p->intermediates + 1;
-    for (uint32_t g = 0; g < groups; g++) {
-        uint32_t k = n - g * GCS_COMPOSE_MAX < GCS_COMPOSE_MAX ? n - g * GCS_COMPOSE_MAX : GCS_COMPOSE_MAX;
-        char *dest = tmp_name(p, GCS_MID_FMT, p->intermediates + 1);
-        int rc = dest ? compose_one(p, dest, src + g * GCS_COMPOSE_MAX, k, 0, NULL, err, errlen) : ARCA_ENOMEM;
+    grouping *g = arg;
+    char err[1400];
+    for (;;) {
+        pthread_mutex_lock(&g->mu);
+        uint32_t k = g->next < g->groups && !g->rc ? g->next++ : g->groups;
+        pthread_mutex_unlock(&g->mu);
+        if (k >= g->groups)
+            return NULL;
+        err[0] = 0;
+        char *dest = tmp_name(g->p, GCS_MID_FMT, g->first + k);
+        int rc = dest ? compose_one(g->p, dest, g->src + g->start[k], g->start[k + 1] - g->start[k], 0, NULL, err,
+                                    sizeof err)
+                      : ARCA_ENOMEM;
         free(dest);
-        if (rc)
-            return rc;
-        p->intermediates++; /* made: cleanup removes it */
+        if (rc) {
+            pthread_mutex_lock(&g->mu);
+            if (!g->rc) {
+                g->rc = rc;
+                snprintf(g->err, sizeof g->err, "%s", err[0] ? err : "out of memory");
+            }
+            pthread_mutex_unlock(&g->mu);
+        }
     }
-    return 0;
+}
+
+/* Brings the `*n` sources in `src` down towards GCS_COMPOSE_MAX, replacing
+ * groups of them by intermediates as gcs_compose_plan says, the groups of even
+ * size (fake-gcs-server's cost grows faster than the size of what it composes)
+ * and composed at once. src's names are replaced in place; *n updated. */
+static int compose_round(gcs_put *p, char **src, uint32_t *n, char *err, size_t errlen)
+{
+    uint32_t groups, covered;
+    gcs_compose_plan(*n, GCS_COMPOSE_MAX, &groups, &covered);
+    uint32_t *start = malloc(((size_t)groups + 1) * sizeof *start);
+    if (!start) {
+        snprintf(err, errlen, "out of memory");
+        return ARCA_ENOMEM;
+    }
+    for (uint32_t k = 0; k <= groups; k++)
+        start[k] = (uint32_t)((uint64_t)covered * k / groups);
+    p->in->host->log(p->in->host, ARCA_LOG_DEBUG, "'%s': %u sources to compose: %u intermediates of the first %u",
+                     p->name, *n, groups, covered);
+    grouping g = {.p = p, .src = src, .start = start, .groups = groups, .first = p->intermediates + 1};
+    p->intermediates += groups; /* cleanup removes them, made or not */
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_t t[GCS_MAX_THREADS];
+    int nt = 0;
+    for (int i = 0; i < p->in->concurrency && i < GCS_MAX_THREADS && (uint32_t)i < groups; i++)
+        if (!pthread_create(&t[nt], NULL, group_worker, &g))
+            nt++;
+    if (!nt)
+        group_worker(&g);
+    for (int i = 0; i < nt; i++)
+        pthread_join(t[i], NULL);
+    pthread_mutex_destroy(&g.mu);
+    int rc = g.rc;
+    if (rc)
+        snprintf(err, errlen, "%s", g.err);
+    for (uint32_t k = 0; !rc && k < groups; k++) { /* src becomes: intermediates, then the sources left */
+        char *name = tmp_name(p, GCS_MID_FMT, g.first + k);
+        if (!name) {
+            snprintf(err, errlen, "out of memory");
+            rc = ARCA_ENOMEM;
+            break;
+        }
+        for (uint32_t i = start[k]; i < start[k + 1]; i++) {
+            free(src[i]);
+            src[i] = NULL;
+        }
+        src[k] = name;
+    }
+    if (!rc) {
+        memmove(src + groups, src + covered, (size_t)(*n - covered) * sizeof *src);
+        for (uint32_t i = groups + (*n - covered); i < *n; i++)
+            src[i] = NULL; /* moved */
+        *n = groups + (*n - covered);
+    }
+    free(start);
+    return rc;
 }
 
 int compose_commit(gcs_put *p)
 {
     gcs_inst *in = p->in;
-    uint32_t n = p->next_number - 1, first = 1;
-    const char *fmt = GCS_PART_FMT;
+    uint32_t n = p->next_number - 1;
     char err[1400] = "";
     json_t *existing = NULL;
     int rc;
@@ -234,20 +312,17 @@ int compose_commit(gcs_put *p)
     for (uint32_t i = 0; i < n; i++)
         if (i >= p->ndone_cap || !p->done[i])
             return pc_handle_error(in->host, p, ARCA_EFAIL, "upload of '%s': part %u is missing", p->name, i + 1);
-    while (n > GCS_COMPOSE_MAX) {
-        char **src = level_names(p, n, fmt, first);
-        uint32_t next;
-        rc = src ? compose_level(p, src, n, &next, err, sizeof err) : ARCA_ENOMEM;
-        free_names(src, n);
-        if (rc)
-            return pc_handle_error(in->host, p, rc, "cannot compose '%s': %s", p->name, err[0] ? err : "out of memory");
-        n = (n + GCS_COMPOSE_MAX - 1) / GCS_COMPOSE_MAX;
-        first = next;
-        fmt = GCS_MID_FMT;
+    uint32_t total = n;
+    char **src = level_names(p, n, GCS_PART_FMT, 1);
+    rc = src ? 0 : ARCA_ENOMEM;
+    while (!rc && n > GCS_COMPOSE_MAX)
+        rc = compose_round(p, src, &n, err, sizeof err);
+    if (rc) {
+        free_names(src, total);
+        return pc_handle_error(in->host, p, rc, "cannot compose '%s': %s", p->name, err[0] ? err : "out of memory");
     }
-    char **src = level_names(p, n, fmt, first);
-    rc = src ? compose_one(p, p->key, src, n, 1, &p->final_obj, err, sizeof err) : ARCA_ENOMEM;
-    free_names(src, n);
+    rc = compose_one(p, p->key, src, n, 1, &p->final_obj, err, sizeof err);
+    free_names(src, total);
     if (rc == ARCA_EEXIST)
         return pc_handle_error(in->host, p, rc, "cannot store '%s': an object of that name exists already in bucket "
                                "'%s', and backups never overwrite (%s)", p->name, in->cfg->bucket, err);

@@ -64,8 +64,8 @@ void put_fail(gcs_put *p, int code, const char *msg);
 int put_failed_error(gcs_put *p);
 json_t *put_metadata(const gcs_put *p, const char *objname);
 char *put_query(const gcs_put *p, const char *more);
-int put_single(gcs_put *p, CURL *easy, const char *objname, const void *data, size_t len, json_t *meta, json_t **out,
-               char *err, size_t errlen);
+int put_single(gcs_put *p, CURL *easy, const char *objname, const void *data, size_t len, const char *md5,
+               json_t *meta, json_t **out, char *err, size_t errlen);
 void part_free(gcs_part *part);
 void join_workers(gcs_put *p);
 /* Hands a finished buffer back to the writer. Lock held. */

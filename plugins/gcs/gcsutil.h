@@ -24,6 +24,12 @@
  * gcs_crc32c(gcs_crc32c(0, a, n), b, m) is the CRC of a then b. Uses the
  * SSE 4.2 instruction where the CPU has it. */
 uint32_t gcs_crc32c(uint32_t crc, const void *data, size_t n);
+/* How one round of composing brings n sources towards max (the sources of one
+ * compose request): *groups intermediates made of the first *covered sources
+ * (0 and 0 when n <= max). Up to max x max sources one round is enough and
+ * leaves exactly max sources for the last compose; beyond, every source goes
+ * into a group of max (the last one smaller) and another round follows. */
+void gcs_compose_plan(uint32_t n, uint32_t max, uint32_t *groups, uint32_t *covered);
 /* The form GCS reports: base64 of the CRC's 4 bytes, big-endian (9 bytes with NUL). */
 void gcs_crc32c_b64(uint32_t crc, char out[9]);
 /* Standard base64 with padding; out needs 4 * ((n + 2) / 3) + 1 bytes. */

@@ -97,6 +97,22 @@ uint32_t gcs_crc32c(uint32_t crc, const void *data, size_t n)
     return ~crc_soft(c, data, n);
 }
 
+void gcs_compose_plan(uint32_t n, uint32_t max, uint32_t *groups, uint32_t *covered)
+{
+    if (n <= max) {
+        *groups = 0;
+        *covered = 0;
+    } else if (n <= max * max) {
+        /* one round: a group of k sources saves k - 1, and only as many leading sources go into groups as
+         * bring the count down to max: the fewest bytes are composed twice */
+        *groups = (n - max + max - 2) / (max - 1);
+        *covered = n - max + *groups;
+    } else {
+        *groups = (n + max - 1) / max; /* all of them, and another round after this one */
+        *covered = n;
+    }
+}
+
 void gcs_b64(const void *data, size_t n, char *out)
 {
     EVP_EncodeBlock((unsigned char *)out, data, (int)n);

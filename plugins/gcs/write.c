@@ -92,24 +92,24 @@ char *put_query(const gcs_put *p, const char *more)
 
 /* ---- one request with the object's bytes: multipart/related -------------------------------- */
 
-/* Stores `len` bytes as `objname` in one request, CRC32C and MD5 declared (the
- * server refuses the upload if they do not match what it received). The
- * created object's resource in *out. */
-int put_single(gcs_put *p, CURL *easy, const char *objname, const void *data, size_t len, json_t *meta,
-               json_t **out, char *err, size_t errlen)
+/* Stores `len` bytes as `objname` in one request, its CRC32C declared and its
+ * MD5 too when `md5` is given (the server refuses the upload if they do not
+ * match what it received). Part objects declare only the CRC32C: it checks
+ * every byte as well, and MD5 costs a core 2 s a GiB here (sha256 and crc32c
+ * have instructions for it, MD5 does not). The created object's resource in *out. */
+int put_single(gcs_put *p, CURL *easy, const char *objname, const void *data, size_t len, const char *md5,
+               json_t *meta, json_t **out, char *err, size_t errlen)
 {
     gcs_inst *in = p->in;
-    char crc[9], md5[25], boundary[40], *mtext = NULL, *url = NULL, *q = NULL, *head = NULL, tail[64], ctype[80];
-    unsigned char dig[16];
-    unsigned int dlen = 0;
+    char crc[9], boundary[40], *mtext = NULL, *url = NULL, *q = NULL, *head = NULL, tail[64], ctype[80];
     int rc = ARCA_ENOMEM;
 
-    gcs_crc32c_b64(gcs_crc32c(0, data, len), crc);
-    EVP_Digest(data, len, dig, &dlen, EVP_md5(), NULL);
-    gcs_md5_b64(dig, md5);
+    uint32_t c = gcs_crc32c(0, data, len);
+    gcs_crc32c_b64(c, crc);
     json_object_set_new(meta, "crc32c", json_string(crc));
-    json_object_set_new(meta, "md5Hash", json_string(md5));
-    snprintf(boundary, sizeof boundary, "arca-%08x%08x", gcs_crc32c(0, md5, 24), (unsigned)len);
+    if (md5)
+        json_object_set_new(meta, "md5Hash", json_string(md5));
+    snprintf(boundary, sizeof boundary, "arca-%08x%08x", c, (unsigned)len);
     snprintf(ctype, sizeof ctype, "multipart/related; boundary=%s", boundary);
     mtext = json_dumps(meta, JSON_COMPACT);
     q = put_query(p, "uploadType=multipart");
@@ -338,7 +338,7 @@ static int commit_single(gcs_put *p)
     unsigned int dlen = 0;
     EVP_Digest(data, len, dig, &dlen, EVP_md5(), NULL);
     gcs_md5_b64(dig, p->md5_b64);
-    int rc = meta ? put_single(p, NULL, p->key, data, len, meta, &p->final_obj, err, sizeof err) : ARCA_ENOMEM;
+    int rc = meta ? put_single(p, NULL, p->key, data, len, p->md5_b64, meta, &p->final_obj, err, sizeof err) : ARCA_ENOMEM;
     json_decref(meta);
     if (rc == ARCA_EEXIST && stored_is_ours(p))
         return 0; /* an earlier attempt stored it and its answer was lost */

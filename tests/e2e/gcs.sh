@@ -54,7 +54,7 @@ round_trip() {
     local name=$1 src=$2 prefix=$3 mode=$4; shift 4
     local cfg=$T_TMP/$name.ini id objs
     write_config "$cfg" "$src" "$prefix" "$@"
-    if ! id=$("$ARCA" -c "$cfg" -v backup p 2>"$T_TMP/$name.err"); then
+    if ! id=$("$ARCA" -c "$cfg" "${V:--v}" backup p 2>"$T_TMP/$name.err"); then
         fail "$name: backup" "$(tail -c 600 "$T_TMP/$name.err")"; return 1
     fi
     id=$(tail -n 1 <<<"$id"); ID=$id
@@ -76,6 +76,17 @@ SMALL_ID=$ID
 round_trip stream "$BIG" "stream/" "one resumable session" "chunk_size = 1M" "upload_concurrency = 1"
 round_trip composed "$BIG" "composed/" "parallel parts composed" "chunk_size = 1M" "upload_concurrency = 4"
 COMPOSED_ID=$ID
+# more than 32 x 32 parts: a round of 33 intermediates, a round that composes only the first two of those
+# again (the fewest bytes twice), then the object from 32 sources; several intermediates at once
+MANY=$T_TMP/many
+mkdir -p "$MANY"
+openssl enc -aes-128-ctr -pass pass:many -nosalt -pbkdf2 </dev/zero 2>/dev/null | head -c $((1040 * 262144 - 100000)) > "$MANY/m.bin"
+V=-vv round_trip many-parts "$MANY" "many/" "parallel parts composed" "chunk_size = 256K" "upload_concurrency = 4"
+expect_match "many-parts: first round: 33 intermediates of all the parts" \
+    "p\.$ID\.arca': 10[3-5][0-9] sources to compose: 33 intermediates of the first 10[3-5][0-9]" "$(cat "$T_TMP/many-parts.err")"
+expect_match "many-parts: second round: 33 sources, only the first 2 composed again" \
+    "p\.$ID\.arca': 33 sources to compose: 1 intermediates of the first 2\$" "$(cat "$T_TMP/many-parts.err")"
+rm -rf "$MANY" "$T_TMP/restore-many/"
 
 # ---- Google's Python client reads what arca wrote, and writes what arca restores ----
 DL=$T_TMP/dl; mkdir -p "$DL"

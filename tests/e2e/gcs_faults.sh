@@ -67,7 +67,7 @@ write_config() {
         printf '[source r]\nplugin = files\npath = %s\n' "$T_TMP/restore-$prefix"
         printf '[destination d]\nplugin = gcs\nendpoint = http://127.0.0.1:%s\nbucket = %s\nprefix = %s\n' \
             "$PROXY_PORT" "$BUCKET" "$prefix"
-        printf 'chunk_size = 1M\n'
+        printf 'chunk_size = %s\n' "${DCHUNK:-1M}"
         for l in "$@"; do printf '%s\n' "$l"; done
         grep -q '^credentials' <<<"$(printf '%s\n' "$@")" || printf 'access_token = test-token\n'
         printf '[pipeline p]\nsource = s\ndestination = d\n'
@@ -137,6 +137,11 @@ expect_match "stream-token-expires: a new token was fetched after the 401" "fetc
 survives parts-503 503 "$SRC" "503:POST:uploadType=multipart:3" "$C3"
 survives parts-reset reset "$SRC" "reset:POST:uploadType=multipart:2" "$C3"
 survives compose-503 503 "$SRC" "503:POST:/compose:2" "$C3"
+# 72 parts of 256K: two intermediates composed at once, then the object; the first two compose requests fail
+MID=$T_TMP/mid
+mkdir -p "$MID"
+openssl enc -aes-128-ctr -pass pass:mid -nosalt -pbkdf2 </dev/zero 2>/dev/null | head -c $((72 * 262144 - 50000)) > "$MID/a.bin"
+DCHUNK=256K survives intermediates-503 503 "$MID" "503:POST:/compose:2" "$C3"
 survives part-stall-past-timeout stall "$SRC" "stall:POST:uploadType=multipart:1:6" "$C3" "timeout = 2"
 # a single-request upload whose answer is lost: the retry meets ifGenerationMatch=0 (412), and the
 # object there is this upload's (size, CRC32C): taken as done, not stored twice
@@ -160,5 +165,7 @@ fails_cleanly chunks-always-503 503mid "$SRC" "503mid:PUT:upload_id=:always" "ga
 fails_cleanly parts-always-503 503 "$SRC" "503:POST:uploadType=multipart:always" "gave up after [0-9]+ attempts" \
     "$C3" "retries = 2"
 fails_cleanly compose-always-503 503 "$SRC" "503:POST:/compose:always" "cannot compose.*gave up after" "$C3" "retries = 2"
+DCHUNK=256K fails_cleanly intermediates-always-503 503 "$MID" "503:POST:/compose:always" "cannot compose.*gave up after" \
+    "$C3" "retries = 2"
 fails_cleanly parts-always-stall stall "$SRC" "stall:POST:uploadType=multipart:always:30" "no progress for 1 s" \
     "$C3" "timeout = 1" "retries = 5" "retry_time = 4"

@@ -275,6 +275,45 @@ static void retain_until_takes_days_or_a_future_date(void **state)
     assert_non_null(strstr(err, "neither a date"));
 }
 
+/* Composing n parts: every round's groups hold 2..32 sources (split evenly as
+ * compose.c splits them), the last compose gets at most 32, and up to 32 x 32
+ * parts one round recomposes the fewest parts that can bring the count to 32. */
+static void compose_plan_needs_the_fewest_bytes_composed_twice(void **state)
+{
+    (void)state;
+    uint32_t groups, covered;
+    gcs_compose_plan(32, 32, &groups, &covered);
+    assert_int_equal(groups, 0);
+    gcs_compose_plan(33, 32, &groups, &covered); /* two parts into one: 32 left */
+    assert_int_equal(groups, 1);
+    assert_int_equal(covered, 2);
+    gcs_compose_plan(64, 32, &groups, &covered); /* 1 GiB in 16 MiB parts: 34 composed twice, not 64 */
+    assert_int_equal(groups, 2);
+    assert_int_equal(covered, 34);
+    gcs_compose_plan(1024, 32, &groups, &covered);
+    assert_int_equal(groups, 32);
+    assert_int_equal(covered, 1024);
+    for (uint32_t n = 1; n <= 40000; n++) {
+        uint32_t left = n, rounds = 0, twice = 0;
+        while (left > 32) {
+            gcs_compose_plan(left, 32, &groups, &covered);
+            assert_true(groups >= 1 && covered <= left);
+            for (uint32_t k = 0; k < groups; k++) {
+                uint32_t size = (uint32_t)((uint64_t)covered * (k + 1) / groups - (uint64_t)covered * k / groups);
+                if (size < 2 || size > 32)
+                    fail_msg("n=%u: a group of %u sources", left, size);
+            }
+            twice += covered;
+            left = groups + (left - covered);
+            rounds++;
+        }
+        if (n > 32 && n <= 1024 && (rounds != 1 || left != 32 || twice != n - 32 + (n - 32 + 30) / 31))
+            fail_msg("n=%u: %u rounds, %u left, %u composed twice", n, rounds, left, twice);
+        if (n > 1024 && rounds > 3)
+            fail_msg("n=%u: %u rounds", n, rounds);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -288,6 +327,7 @@ int main(void)
         cmocka_unit_test(gcs_errors_give_reason_and_message_and_decide_retries),
         cmocka_unit_test(resumable_range_answers_and_dates_parse_strictly),
         cmocka_unit_test(retain_until_takes_days_or_a_future_date),
+        cmocka_unit_test(compose_plan_needs_the_fewest_bytes_composed_twice),
     };
     return cmocka_run_group_tests_name("gcs_util", tests, NULL, NULL);
 }
