@@ -7,7 +7,9 @@
 # native type, nested UDTs and collections, tuples, static columns, quoted names,
 # clustering DESC, counters, TTL and USING TIMESTAMP), that both drivers read back the
 # same values with write time and TTL (tests/tools/cqldiff.py, which must also see a
-# difference when there is one), and that a wrong password fails in both.
+# difference when there is one), and that a wrong password fails in both. Then arca's
+# own CQL wire format (plugins/ycql/cqlwire.c, through tests/tools/cqlprobe.c) against
+# the same node: authentication, Rows metadata of every type, cells, paging, ERRORs.
 SUITE=cql_peers
 . "$(dirname "$0")/../lib.sh"
 
@@ -64,3 +66,27 @@ expect_match "a wrong password: the server says so (Python)" "password are incor
 expect_exit "a wrong password: the Node driver fails" 1 node "$ROOT/tests/tools/cql.js" "$CQL_HOST" "$CQL_PORT" \
     "$CQL_USER" wrong dump peers
 expect_match "a wrong password: the server says so (Node)" "password are incorrect" "$OUT"
+
+# ---- arca's own CQL wire format (plugins/ycql/cqlwire.c) against the same server ----
+# tests/tools/cqlprobe.c: STARTUP, SASL PLAIN, QUERY with paging, ERROR bodies
+if cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Werror -o "$T_TMP/cqlprobe" "$ROOT/tests/tools/cqlprobe.c" \
+    "$ROOT/plugins/ycql/cqlwire.c" 2>"$T_TMP/cc.err"; then pass "cqlprobe builds"
+else fail "cqlprobe builds" "$(cat "$T_TMP/cc.err")"; fi
+probe() { "$T_TMP/cqlprobe" "$CQL_HOST" "$CQL_PORT" "$CQL_USER" "$@"; }
+out=$(probe "$CQL_PASSWORD" 100 "SELECT * FROM peers.every_type WHERE id IN (1, 2)" 2>&1)
+expect_match "cqlwire: logs in with SASL PLAIN and reads a Rows result" "pages 1 rows 2" "$out"
+expect_match "cqlwire: a UDT in a map in a list, as CQL writes the type" "^col nested list<frozen<map<text, frozen<peers.addr>>>>$" "$out"
+expect_match "cqlwire: tuple, map and top-level UDT types" \
+    "col ad peers.addr.*col m map<text, bigint>.*col tup tuple<int, text, blob>" "$(tr '\n' ' ' <<<"$out")"
+expect_match "cqlwire: duration is a custom type at protocol v4" "^col du 'org.apache.cassandra.db.marshal.DurationType'$" "$out"
+expect_match "cqlwire: cells as the server sent them (bigint min, blob, date at 2^31 + days)" \
+    "^00000001\|6173636969\|.*\|00ff10\|8000000000000000\|01\|80004d46\|" "$out"
+expect_match "cqlwire: empty and null cells told apart (row 2: empty blob and text, the rest null)" \
+    '^00000002\|-\|-\|\|-.*\|-\|\|-' "$out"
+out=$(probe "$CQL_PASSWORD" 5 "SELECT keyspace_name, table_name, column_name FROM system_schema.columns WHERE keyspace_name = 'peers'" 2>&1)
+expect_match "cqlwire: paging 5 rows at a time reads all 32 columns of the fixture" "^pages 7 rows 32$" "$out"
+expect_exit "cqlwire: a wrong password gets the server's ERROR" 1 probe wrong 5 "SELECT 1"
+expect_match "cqlwire: bad credentials, code and message" \
+    "error 0x0100 \(bad credentials\): Provided username cassandra and/or password are incorrect" "$OUT"
+expect_exit "cqlwire: a syntax error gets the server's ERROR" 1 probe "$CQL_PASSWORD" 5 "SELEC 1"
+expect_match "cqlwire: syntax error, code and message" "error 0x2000 \(syntax error\): line 1:0" "$OUT"
