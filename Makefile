@@ -26,8 +26,8 @@ CORE_LIBOBJ := $(filter-out $(BUILD)/core/cli.o $(BUILD)/core/cmd_%.o,$(CORE_OBJ
 # linked into each of them, except the HTTP helpers (pc_http.c, pc_ranges.c), which go only
 # into plugins whose pkgs name libcurl. A plugin's extra pkg-config packages:
 # plugins/<n>/pkgs.
-# Folders that are not plugins yet: ycql (issue 12) holds the CQL wire format, unit-tested
-# (tests/unit/test_ycql_wire.c), and no plugin entry point so far.
+# Folders that are not plugins yet: ycql (issue 12) holds the CQL wire format and connection,
+# unit-tested (tests/unit/test_ycql_*.c), and no plugin entry point so far.
 NOT_PLUGINS := common ycql
 PLUGINS     := $(filter-out $(NOT_PLUGINS),$(notdir $(patsubst %/,%,$(wildcard plugins/*/))))
 PLUGIN_SO   := $(patsubst %,$(BUILD)/plugins/%.so,$(PLUGINS))
@@ -67,7 +67,7 @@ UNIT_HELP   := $(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c)) $(DESTKIT_SR
 # plugin sources too: some unit tests compile a plugin's server-free files in directly
 $(BUILD)/tests/%: tests/unit/%.c $(UNIT_HELP) $(wildcard tests/unit/*.h) $(DESTKIT_H) $(CORE_LIBOBJ) $(wildcard plugins/*/*.c plugins/*/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(CORE_CFLAGS) $(shell $(PKG_CONFIG) --cflags libxml-2.0) -Itests/unit -Iplugins/common -o $@ $< $(UNIT_HELP) $(CORE_LIBOBJ) $(CORE_LIBS) $(shell $(PKG_CONFIG) --libs cmocka libxml-2.0)
+	$(CC) $(ALL_CFLAGS) $(CORE_CFLAGS) $(shell $(PKG_CONFIG) --cflags libxml-2.0) -Itests/unit -Iplugins/common -o $@ $< $(UNIT_HELP) $(CORE_LIBOBJ) $(CORE_LIBS) $(shell $(PKG_CONFIG) --libs cmocka libxml-2.0 libssl)
 unit: $(UNIT_BIN)
 
 check: all unit

@@ -43,7 +43,8 @@ expect_match "row 1: a write time given with USING TIMESTAMP" '"writetime\(t\)":
 expect_match "row 1: a TTL counting down from 86400" '"ttl\(t\)":"86[0-9]{3}"' "$(row 1)"
 expect_match "row 1: a blob, a varint and a decimal exactly" \
     '"b":"00ff10".*"de":"-1234500,4".*"vi":"123456789012345678901234567890"' "$(row 1)"
-expect_match "row 1: a UDT nested in a map in a list" '"nested":\[\[\["home",\{"Zip":"1","street":"S","tags":\[\]\}\]\]\]' "$(row 1)"
+expect_match "row 1: a UDT nested in a map in a list" '"nested":\[\[\["home",\{"Zip":"1","g":null,"street":"S","tags":\[\]\}\]\]\]' "$(row 1)"
+expect_match "row 1: a UDT in a UDT" '"ad":\{"Zip":"12345","g":\{"lat":"3ff8000000000000","lon":"c002000000000000"\}' "$(row 1)"
 expect_match "row 1: a duration (a custom type at protocol v4)" '"du":"1,2,3"' "$(row 1)"
 expect_match "row 2: empty text and an empty blob" '"b":"".*"t":""' "$(row 2)"
 expect_match "row 3: null text and a null blob" '"b":null.*"t":null' "$(row 3)"
@@ -67,14 +68,17 @@ expect_exit "a wrong password: the Node driver fails" 1 node "$ROOT/tests/tools/
     "$CQL_USER" wrong dump peers
 expect_match "a wrong password: the server says so (Node)" "password are incorrect" "$OUT"
 
-# ---- arca's own CQL wire format (plugins/ycql/cqlwire.c) against the same server ----
-# tests/tools/cqlprobe.c: STARTUP, SASL PLAIN, QUERY with paging, ERROR bodies
+# ---- arca's own CQL client code (plugins/ycql/cqlwire.c, cqlconn.c) against the same server ----
+# tests/tools/cqlprobe.c: STARTUP, SASL PLAIN, QUERY with paging, pipelined requests, ERROR bodies
 if cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Werror -o "$T_TMP/cqlprobe" "$ROOT/tests/tools/cqlprobe.c" \
-    "$ROOT/plugins/ycql/cqlwire.c" 2>"$T_TMP/cc.err"; then pass "cqlprobe builds"
+    "$ROOT/plugins/ycql/cqlwire.c" "$ROOT/plugins/ycql/cqlconn.c" "$ROOT/plugins/ycql/schema.c" -lssl -lcrypto \
+    2>"$T_TMP/cc.err"; then pass "cqlprobe builds"
 else fail "cqlprobe builds" "$(cat "$T_TMP/cc.err")"; fi
-probe() { "$T_TMP/cqlprobe" "$CQL_HOST" "$CQL_PORT" "$CQL_USER" "$@"; }
-out=$(probe "$CQL_PASSWORD" 100 "SELECT * FROM peers.every_type WHERE id IN (1, 2)" 2>&1)
-expect_match "cqlwire: logs in with SASL PLAIN and reads a Rows result" "pages 1 rows 2" "$out"
+probe() { "$T_TMP/cqlprobe" "$@"; }
+at=("$CQL_HOST" "$CQL_PORT" "$CQL_USER")
+expect_match "cqlconn: protocol v4 negotiated, password accepted" "^protocol v4$" "$(probe "${at[@]}" "$CQL_PASSWORD" version 2>&1)"
+out=$(probe "${at[@]}" "$CQL_PASSWORD" query 100 "SELECT * FROM peers.every_type WHERE id IN (1, 2)" 2>&1)
+expect_match "cqlwire: a Rows result" "pages 1 rows 2" "$out"
 expect_match "cqlwire: a UDT in a map in a list, as CQL writes the type" "^col nested list<frozen<map<text, frozen<peers.addr>>>>$" "$out"
 expect_match "cqlwire: tuple, map and top-level UDT types" \
     "col ad peers.addr.*col m map<text, bigint>.*col tup tuple<int, text, blob>" "$(tr '\n' ' ' <<<"$out")"
@@ -83,10 +87,67 @@ expect_match "cqlwire: cells as the server sent them (bigint min, blob, date at 
     "^00000001\|6173636969\|.*\|00ff10\|8000000000000000\|01\|80004d46\|" "$out"
 expect_match "cqlwire: empty and null cells told apart (row 2: empty blob and text, the rest null)" \
     '^00000002\|-\|-\|\|-.*\|-\|\|-' "$out"
-out=$(probe "$CQL_PASSWORD" 5 "SELECT keyspace_name, table_name, column_name FROM system_schema.columns WHERE keyspace_name = 'peers'" 2>&1)
+out=$(probe "${at[@]}" "$CQL_PASSWORD" query 5 "SELECT keyspace_name, table_name, column_name FROM system_schema.columns WHERE keyspace_name = 'peers'" 2>&1)
 expect_match "cqlwire: paging 5 rows at a time reads all 32 columns of the fixture" "^pages 7 rows 32$" "$out"
-expect_exit "cqlwire: a wrong password gets the server's ERROR" 1 probe wrong 5 "SELECT 1"
-expect_match "cqlwire: bad credentials, code and message" \
-    "error 0x0100 \(bad credentials\): Provided username cassandra and/or password are incorrect" "$OUT"
-expect_exit "cqlwire: a syntax error gets the server's ERROR" 1 probe "$CQL_PASSWORD" 5 "SELEC 1"
+expect_match "cqlconn: 300 requests in flight on one connection, each answer on its own stream" \
+    "^pipelined 300, at most 300 in flight" "$(probe "${at[@]}" "$CQL_PASSWORD" pipeline 300 "SELECT release_version FROM system.local" 2>&1)"
+expect_exit "cqlconn: a wrong password fails the connection" 1 probe "${at[@]}" wrong version
+expect_match "cqlconn: ... naming the server, the user and the server's reason" \
+    "127.0.0.1:$CQL_PORT refused user 'cassandra': .*ERROR 0x0100 \(bad credentials\): Provided username cassandra and/or password are incorrect" "$OUT"
+expect_exit "cqlwire: a syntax error gets the server's ERROR" 1 probe "${at[@]}" "$CQL_PASSWORD" query 5 "SELEC 1"
 expect_match "cqlwire: syntax error, code and message" "error 0x2000 \(syntax error\): line 1:0" "$OUT"
+# the schema (plugins/ycql/schema.c): DDL read from system_schema, run under another keyspace name,
+# read back: the same DDL, and the Python driver's own DDL of both keyspaces is the same too
+if probe "${at[@]}" "$CQL_PASSWORD" ddl peers peers_copy >"$T_TMP/ddl.cql" 2>"$T_TMP/ddl.err"; then
+    pass "schema: DDL of keyspace peers (as peers_copy)"
+else fail "schema: DDL of keyspace peers (as peers_copy)" "$(cat "$T_TMP/ddl.err")"; fi
+expect_match "schema: a type after the type its fields use (geo, then addr)" \
+    "CREATE TYPE peers_copy.geo .*CREATE TYPE peers_copy.addr \(street text, \"Zip\" int, tags frozen<set<text>>, g frozen<geo>\)" \
+    "$(tr '\n' ' ' <<<"$(cat "$T_TMP/ddl.cql")")"
+expect_match "schema: composite partition key, clustering DESC, static column, quoted names" \
+    'CREATE TABLE peers_copy."MixedCase" \( +"Part" text, +c1 int, +"Clu" text, +st text STATIC, +v blob, +PRIMARY KEY \(\("Part", c1\), "Clu"\) \) WITH CLUSTERING ORDER BY \("Clu" DESC\)' \
+    "$(tr '\n' ' ' <<<"$(cat "$T_TMP/ddl.cql")")"
+check "schema: the DDL runs (the Python driver sends it)" cqlpy exec "$T_TMP/ddl.cql"
+probe "${at[@]}" "$CQL_PASSWORD" ddl peers >"$T_TMP/ddl1.cql" 2>&1
+probe "${at[@]}" "$CQL_PASSWORD" ddl peers_copy peers >"$T_TMP/ddl2.cql" 2>&1
+if cmp -s "$T_TMP/ddl1.cql" "$T_TMP/ddl2.cql" && [ -s "$T_TMP/ddl1.cql" ]; then pass "schema: the recreated keyspace reads back as the same DDL"
+else fail "schema: the recreated keyspace reads back as the same DDL" "$(diff "$T_TMP/ddl1.cql" "$T_TMP/ddl2.cql" | head -5)"; fi
+cqlpy ddl peers >"$T_TMP/py1.cql" 2>&1
+cqlpy ddl peers_copy 2>&1 | sed 's/peers_copy/peers/g' >"$T_TMP/py2.cql"
+if cmp -s "$T_TMP/py1.cql" "$T_TMP/py2.cql" && grep -q 'CREATE INDEX every_type_t' "$T_TMP/py1.cql"; then
+    pass "schema: the Python driver's own DDL of both keyspaces is the same (types, tables, options, indexes)"
+else fail "schema: the Python driver's own DDL of both keyspaces is the same" "$(diff "$T_TMP/py1.cql" "$T_TMP/py2.cql" | head -8)"; fi
+expect_exit "schema: a keyspace that does not exist" 1 probe "${at[@]}" "$CQL_PASSWORD" ddl no_such_ks
+expect_match "schema: ... is named" "127.0.0.1:$CQL_PORT: keyspace 'no_such_ks' does not exist" "$OUT"
+
+# TLS on the same port (the node takes both): the certificate checked against the test CA
+expect_match "cqlconn: TLS with the server's certificate checked against ca_file" "^protocol v4$" \
+    "$(probe --ssl --ca "$CQL_CA" "${at[@]}" "$CQL_PASSWORD" version 2>&1)"
+expect_match "cqlconn: TLS by the name localhost (in the certificate)" "^protocol v4$" \
+    "$(probe --ssl --ca "$CQL_CA" localhost "$CQL_PORT" "$CQL_USER" "$CQL_PASSWORD" version 2>&1)"
+expect_match "cqlconn: over TLS, 300 requests in flight" "^pipelined 300, at most 300 in flight" \
+    "$(probe --ssl --ca "$CQL_CA" "${at[@]}" "$CQL_PASSWORD" pipeline 300 "SELECT release_version FROM system.local" 2>&1)"
+expect_match "cqlconn: over TLS, a paged query" "^pages 7 rows 32$" "$(probe --ssl --ca "$CQL_CA" "${at[@]}" "$CQL_PASSWORD" \
+    query 5 "SELECT keyspace_name, table_name, column_name FROM system_schema.columns WHERE keyspace_name = 'peers'" 2>&1)"
+expect_exit "cqlconn: TLS against the system's CAs only: refused" 1 probe --ssl "${at[@]}" "$CQL_PASSWORD" version
+expect_match "cqlconn: ... saying the certificate is not trusted and what to do" \
+    "127.0.0.1:$CQL_PORT: the server's certificate is not trusted: .*\(ca_file, or verify_tls = false" "$OUT"
+expect_match "cqlconn: TLS with verification off connects" "^protocol v4$" \
+    "$(probe --ssl --no-verify "${at[@]}" "$CQL_PASSWORD" version 2>&1)"
+# a port nobody listens on; a server that accepts and never answers
+port=$(free_port)
+expect_exit "cqlconn: connection refused" 1 probe --timeout 2000 127.0.0.1 "$port" u p version
+expect_match "cqlconn: ... says so with the address" "cannot connect to 127.0.0.1:$port: Connection refused" "$OUT"
+python3 -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(4)
+c, _ = s.accept(); time.sleep(30)' "$port" &
+silent=$!
+on_exit "kill $silent 2>/dev/null"
+sleep 0.5
+t0=$(date +%s%N)
+expect_exit "cqlconn: a server that never answers" 1 probe --timeout 1500 127.0.0.1 "$port" u p version
+ms=$((($(date +%s%N) - t0) / 1000000))
+expect_match "cqlconn: ... fails within the request timeout (${ms} ms for 1500), naming the server" \
+    "127.0.0.1:$port: no answer within the request timeout" "$OUT"
+[ "$ms" -lt 8000 ] && pass "cqlconn: the silent server was given up on in time" || fail "cqlconn: the silent server was given up on in time" "$ms ms"
+kill "$silent" 2>/dev/null

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Test CQL server: Apache Cassandra 5.0 (the jars ./run deps copied from Maven Central
 # into .deps/cassandra/lib, pinned in tests/peers/cassandra/pom.xml) on JDK 17, one node
-# on 127.0.0.1, PasswordAuthenticator on, data under DIR.
+# on 127.0.0.1, PasswordAuthenticator on, data under DIR. The native port takes plain and
+# TLS connections both (client_encryption_options optional): a test CA made at start
+# (DIR/tls/ca.pem) signed the node's certificate for 127.0.0.1 and "localhost".
 #   cassandra.sh start DIR -> prints CQL_HOST, CQL_PORT, CQL_USER, CQL_PASSWORD (the test
-#       superuser's, not a secret) and CASSANDRA_VERSION on stdout (also kept in DIR/env)
-#       once DataStax's Python driver (protocol v4) logs in and reads system.local
+#       superuser's, not a secret), CQL_CA (the CA's PEM) and CASSANDRA_VERSION on stdout
+#       (also kept in DIR/env) once DataStax's Python driver (protocol v4) logs in over TLS
+#       and reads system.local
 #   cassandra.sh stop DIR  -> stops the node started for DIR
 # CASSANDRA_HEAP (768m) sets -Xmx. Exit 0 ok, 1 failure (with the reason and the
 # node's last log lines on stderr).
@@ -32,13 +35,17 @@ stop() {
     rm -f "$dir/cassandra.pid"
 }
 
-# login: true when the driver logs in with protocol v4 and reads the release version
+# login: true when the driver logs in over TLS (checking the certificate) with protocol
+# v4 and reads the release version
 login() {
-    "$PY" - "$1" <<'PYEOF' >"$dir/version" 2>>"$dir/login.log"
-import sys
+    "$PY" - "$1" "$dir/tls/ca.pem" <<'PYEOF' >"$dir/version" 2>>"$dir/login.log"
+import ssl, sys
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import Cluster
-c = Cluster(["127.0.0.1"], port=int(sys.argv[1]), protocol_version=4, connect_timeout=5,
+tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+tls.load_verify_locations(sys.argv[2])
+c = Cluster(["127.0.0.1"], port=int(sys.argv[1]), protocol_version=4, connect_timeout=5, ssl_context=tls,
+            ssl_options={"server_hostname": "127.0.0.1"},
             auth_provider=PlainTextAuthProvider("cassandra", "cassandra"))
 try:
     print(c.connect().execute("SELECT release_version FROM system.local").one()[0])
@@ -51,8 +58,18 @@ start() {
     ls "$LIB"/cassandra-all-*.jar >/dev/null 2>&1 || die "no cassandra-all jar in $LIB: run ./run deps (Maven Central)"
     [ -x "$JAVA" ] || die "$JAVA not found: run ./run deps (Debian package openjdk-17-jre-headless)"
     [ -x "$PY" ] || die "$PY not found: run ./run deps (PyPI: cassandra-driver)"
-    mkdir -p "$dir" || die "cannot create $dir"
-    local native storage jmx pid n flags
+    mkdir -p "$dir/tls" || die "cannot create $dir"
+    command -v openssl >/dev/null || die "openssl not found: run ./run deps (Debian package openssl)"
+    local native storage jmx pid n flags t=$dir/tls
+    # the test CA and the node's certificate (PKCS12 for the JVM; the password is a test value)
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=arca test CA" -keyout "$t/ca.key" -out "$t/ca.pem" \
+        >"$t/openssl.log" 2>&1 &&
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$t/node.key" -out "$t/node.csr" >>"$t/openssl.log" 2>&1 &&
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$t/ext" &&
+        openssl x509 -req -in "$t/node.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" -CAcreateserial -days 2 -extfile "$t/ext" \
+            -out "$t/node.pem" >>"$t/openssl.log" 2>&1 &&
+        openssl pkcs12 -export -in "$t/node.pem" -inkey "$t/node.key" -name node -passout pass:arca-test \
+            -out "$t/node.p12" >>"$t/openssl.log" 2>&1 || { cat "$t/openssl.log" >&2; die "cannot make the test certificates"; }
     native=$(free_port) storage=$(free_port) jmx=$(free_port)
     cat >"$dir/cassandra.yaml" <<YAML
 cluster_name: arca-test
@@ -80,6 +97,12 @@ endpoint_snitch: SimpleSnitch
 authenticator: PasswordAuthenticator
 authorizer: AllowAllAuthorizer
 concurrent_compactors: 1
+client_encryption_options:
+  enabled: true
+  optional: true
+  keystore: $t/node.p12
+  keystore_password: arca-test
+  store_type: PKCS12
 YAML
     cat >"$dir/logback.xml" <<XML
 <configuration><appender name="F" class="ch.qos.logback.core.FileAppender"><file>$dir/system.log</file>
@@ -102,8 +125,8 @@ XML
         n=$((n - 1)); [ $n -gt 0 ] || { tail -n 20 "$dir/system.log" "$dir/login.log" >&2; stop; die "Cassandra did not let the test superuser log in within 180 s"; }
         sleep 1
     done
-    printf 'CQL_HOST=127.0.0.1\nCQL_PORT=%s\nCQL_USER=cassandra\nCQL_PASSWORD=cassandra\nCASSANDRA_VERSION=%s\n' \
-        "$native" "$(cat "$dir/version")" >"$dir/env"
+    printf 'CQL_HOST=127.0.0.1\nCQL_PORT=%s\nCQL_USER=cassandra\nCQL_PASSWORD=cassandra\nCQL_CA=%s\nCASSANDRA_VERSION=%s\n' \
+        "$native" "$t/ca.pem" "$(cat "$dir/version")" >"$dir/env"
     cat "$dir/env"
 }
 

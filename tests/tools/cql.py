@@ -3,6 +3,9 @@
 
   cql.py HOST PORT USER PASSWORD exec FILE      runs FILE's statements (each ends with ';' at
                                                 the end of a line; '--' lines are comments)
+  cql.py HOST PORT USER PASSWORD ddl KEYSPACE   prints the driver's own DDL of KEYSPACE
+                                                (export_as_string: an independent judge of
+                                                a schema arca recreated)
   cql.py HOST PORT USER PASSWORD dump KEYSPACE  prints every row of every table of KEYSPACE as
                                                 one canonical JSON line (tests/tools/cql.js
                                                 prints the same lines from the Node driver)
@@ -126,7 +129,7 @@ def run_file(session, path):
 
 
 def main():
-    if len(sys.argv) != 7 or sys.argv[5] not in ("exec", "dump"):
+    if len(sys.argv) != 7 or sys.argv[5] not in ("exec", "dump", "ddl"):
         raise SystemExit(__doc__)
     host, port, user, password, cmd, arg = sys.argv[1:]
     cluster = Cluster([host], port=int(port), protocol_version=4, connect_timeout=10,
@@ -135,6 +138,11 @@ def main():
         session = cluster.connect()
         if cmd == "exec":
             run_file(session, arg)
+        elif cmd == "ddl":
+            cluster.refresh_schema_metadata()
+            if arg not in cluster.metadata.keyspaces:
+                raise KeyError("no keyspace %s" % arg)
+            print(cluster.metadata.keyspaces[arg].export_as_string())
         else:
             dump(session, arg)
     except Exception as e:  # the driver's message, one line

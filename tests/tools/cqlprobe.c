@@ -1,140 +1,68 @@
-/* cqlprobe: arca's CQL wire format (plugins/ycql/cqlwire.c) against a real server, with
- * the least code around it: one blocking connection, STARTUP, PasswordAuthenticator's
- * SASL PLAIN, then one QUERY paged PAGE_SIZE rows at a time.
- *   cqlprobe HOST PORT USER PASSWORD PAGE_SIZE QUERY
- * Prints "col NAME TYPE" per result column (the type as cql_type_format writes it),
- * then one line per row: the cells as hex, "-" for null, "" for empty, joined by '|',
- * then "pages N rows M". A server ERROR: "error 0xCODE (name): message", exit 1.
- * Built by tests/e2e/cql_peers.sh. */
-#include <netdb.h>
+/* cqlprobe: arca's CQL client code (plugins/ycql/cqlwire.c, cqlconn.c) against a real
+ * server, with the least code around it.
+ *   cqlprobe [OPTIONS] HOST PORT USER PASSWORD query PAGE_SIZE QUERY
+ *       prints "col NAME TYPE" per result column (the type as cql_type_format writes it),
+ *       then one line per row: the cells as hex, "-" for null, "" for empty, joined by '|',
+ *       then "pages N rows M"
+ *   cqlprobe [OPTIONS] HOST PORT USER PASSWORD pipeline N QUERY
+ *       sends QUERY N times on N streams before reading any answer, then reads them in
+ *       whatever order they come: "pipelined N, at most K in flight, answers out of order: yes|no"
+ *   cqlprobe [OPTIONS] HOST PORT USER PASSWORD version
+ *       "protocol vN"
+ *   cqlprobe [OPTIONS] HOST PORT USER PASSWORD ddl KEYSPACE [AS_KEYSPACE]
+ *       the DDL plugins/ycql/schema.c writes for KEYSPACE (renamed to AS_KEYSPACE)
+ * OPTIONS: --ssl, --ca FILE, --no-verify, --timeout MS (connect and request).
+ * A failure: its message on stderr, exit 1 (a server ERROR also on stdout as
+ * "error 0xCODE (name): message"). Built by tests/e2e/cql_peers.sh. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include "../../plugins/ycql/cqlwire.h"
+#include "../../plugins/ycql/cqlconn.h"
+#include "../../plugins/ycql/schema.h"
 
-static int fd = -1;
-
-static void die(const char *what)
+static void fail(const char *what)
 {
     fprintf(stderr, "cqlprobe: %s\n", what);
-    exit(2);
+    exit(1);
 }
 
-static void send_all(const cql_buf *b)
+static cql_resp *call(cql_conn *c, cql_buf *b, int s)
 {
-    for (size_t off = 0; off < b->len;) {
-        ssize_t n = write(fd, b->p + off, b->len - off);
-        if (n <= 0)
-            die("write failed");
-        off += (size_t)n;
-    }
-}
-
-static void read_all(unsigned char *p, size_t len)
-{
-    for (size_t off = 0; off < len;) {
-        ssize_t n = read(fd, p + off, len - off);
-        if (n <= 0)
-            die("the server closed the connection");
-        off += (size_t)n;
-    }
-}
-
-/* one response: its header in *h, its body (malloc'd) with the reader past warnings */
-static unsigned char *response(cql_header *h, cql_rd *r)
-{
-    unsigned char head[CQL_HEADER_LEN];
-    const char *why;
-    read_all(head, sizeof head);
-    if (cql_header_parse(head, h, &why) || !h->response)
-        die(why ? why : "not a response");
-    unsigned char *body = malloc(h->length ? h->length : 1);
-    if (!body)
-        die("out of memory");
-    read_all(body, h->length);
-    cql_rd_init(r, body, h->length);
-    if (h->flags & CQL_FLAG_TRACING)
-        cql_get_raw(r, 16); /* the tracing session's uuid */
-    if (h->flags & CQL_FLAG_WARNING) {
-        uint16_t n = cql_get_u16(r);
-        size_t len;
-        for (uint16_t i = 0; i < n; i++)
-            cql_get_string(r, &len);
-    }
-    if (h->flags & CQL_FLAG_CUSTOM_PAYLOAD) {
-        uint16_t n = cql_get_u16(r);
-        size_t len;
-        int32_t bl;
-        for (uint16_t i = 0; i < n; i++) {
-            cql_get_string(r, &len);
-            cql_get_bytes(r, &bl);
-        }
-    }
-    if (r->err)
-        die(r->err);
-    if (h->opcode == CQL_OP_ERROR) {
+    char err[2000];
+    cql_resp *r;
+    if (cql_conn_call(c, b, s, &r, err, sizeof err))
+        fail(err);
+    cql_buf_free(b);
+    if (r->h.opcode == CQL_OP_ERROR) {
+        cql_rd rd = r->rd;
         int32_t code;
-        char msg[2400];
-        cql_get_error(r, &code, msg, sizeof msg);
+        char msg[1500];
+        cql_get_error(&rd, &code, msg, sizeof msg);
         printf("error 0x%04x (%s): %s\n", (unsigned)code, cql_error_name(code), msg);
-        exit(1);
+        cql_resp_error(c, r, err, sizeof err);
+        fail(err);
     }
-    return body;
+    return r;
 }
 
-int main(int argc, char **argv)
+static int query(cql_conn *c, int page_size, const char *q)
 {
-    if (argc != 7)
-        die("usage: cqlprobe HOST PORT USER PASSWORD PAGE_SIZE QUERY");
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
-    if (getaddrinfo(argv[1], argv[2], &hints, &ai) || !ai)
-        die("cannot resolve the host");
-    fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
-    if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen))
-        die("cannot connect");
-    freeaddrinfo(ai);
-
-    cql_buf b = {0};
-    cql_header h;
-    cql_rd r;
-    if (cql_req_startup(&b, 4, 0))
-        die("cannot encode STARTUP");
-    send_all(&b);
-    cql_buf_free(&b);
-    unsigned char *body = response(&h, &r);
-    if (h.opcode == CQL_OP_AUTHENTICATE) {
-        free(body);
-        if (cql_req_auth_plain(&b, 4, 1, argv[3], argv[4]))
-            die("cannot encode AUTH_RESPONSE");
-        send_all(&b);
-        cql_buf_wipe(&b);
-        body = response(&h, &r);
-        if (h.opcode != CQL_OP_AUTH_SUCCESS)
-            die("no AUTH_SUCCESS");
-    } else if (h.opcode != CQL_OP_READY) {
-        die("neither READY nor AUTHENTICATE");
-    }
-    free(body);
-
     unsigned char *state = NULL;
     int32_t state_len = -1;
     long pages = 0, rows = 0;
     do {
-        cql_params qp = {.consistency = CQL_QUORUM, .page_size = atoi(argv[5]), .paging = state,
-                         .paging_len = state_len};
-        if (cql_req_query(&b, 4, 2, argv[6], &qp))
-            die("cannot encode QUERY");
-        send_all(&b);
-        cql_buf_free(&b);
-        body = response(&h, &r);
-        if (h.opcode != CQL_OP_RESULT || cql_get_i32(&r) != CQL_RESULT_ROWS)
-            die("not a Rows result");
+        cql_buf b = {0};
+        int s = cql_conn_stream(c);
+        cql_params qp = {.consistency = CQL_QUORUM, .page_size = page_size, .paging = state, .paging_len = state_len};
+        if (cql_req_query(&b, cql_conn_version(c), (int16_t)s, q, &qp))
+            fail("cannot encode QUERY");
+        cql_resp *r = call(c, &b, s);
+        if (r->h.opcode != CQL_OP_RESULT || cql_get_i32(&r->rd) != CQL_RESULT_ROWS)
+            fail("not a Rows result");
         cql_meta m;
-        if (cql_get_meta(&r, &m))
-            die(r.err);
+        if (cql_get_meta(&r->rd, &m))
+            fail(r->rd.err);
         if (!pages++) {
             char t[1024];
             for (int32_t i = 0; i < m.ncols; i++) {
@@ -142,33 +70,129 @@ int main(int argc, char **argv)
                 printf("col %s %s\n", m.cols[i].name, t);
             }
         }
-        int32_t n = cql_get_i32(&r);
-        for (int32_t k = 0; k < n && !r.err; k++, rows++) {
-            for (int32_t i = 0; i < m.ncols && !r.err; i++) {
+        int32_t n = cql_get_i32(&r->rd);
+        for (int32_t k = 0; k < n && !r->rd.err; k++, rows++) {
+            for (int32_t i = 0; i < m.ncols && !r->rd.err; i++) {
                 int32_t len;
-                const unsigned char *c = cql_get_bytes(&r, &len);
+                const unsigned char *cell = cql_get_bytes(&r->rd, &len);
                 printf("%s", i ? "|" : "");
                 if (len < 0)
                     printf("-");
-                for (int32_t j = 0; c && j < len; j++)
-                    printf("%02x", c[j]);
+                for (int32_t j = 0; cell && j < len; j++)
+                    printf("%02x", cell[j]);
             }
             printf("\n");
         }
-        if (r.err || r.off != r.len)
-            die(r.err ? r.err : "bytes left after the rows");
+        if (r->rd.err || r->rd.off != r->rd.len)
+            fail(r->rd.err ? r->rd.err : "bytes left after the rows");
         free(state);
         state = NULL;
         state_len = m.paging_len;
         if (state_len >= 0) {
             if (!(state = malloc(state_len ? (size_t)state_len : 1)))
-                die("out of memory");
+                fail("out of memory");
             memcpy(state, m.paging, (size_t)state_len);
         }
         cql_meta_free(&m);
-        free(body);
+        cql_resp_free(r);
     } while (state_len >= 0);
     printf("pages %ld rows %ld\n", pages, rows);
-    close(fd);
     return 0;
+}
+
+static int pipeline(cql_conn *c, int n, const char *q)
+{
+    cql_buf b = {0};
+    int *streams = calloc((size_t)n, sizeof *streams), most = 0, out_of_order = 0;
+    char err[2000];
+    if (!streams)
+        fail("out of memory");
+    cql_params qp = {.consistency = CQL_QUORUM};
+    for (int i = 0; i < n; i++) {
+        streams[i] = cql_conn_stream(c);
+        if (streams[i] < 0 || cql_req_query(&b, cql_conn_version(c), (int16_t)streams[i], q, &qp))
+            fail("no stream id or cannot encode");
+    }
+    if (cql_conn_send(c, &b, err, sizeof err))
+        fail(err);
+    cql_buf_free(&b);
+    most = cql_conn_inflight(c);
+    int *seen = calloc(32768, sizeof *seen);
+    if (!seen)
+        fail("out of memory");
+    for (int i = 0; i < n; i++) {
+        cql_resp *r;
+        if (cql_conn_recv(c, -1, &r, err, sizeof err))
+            fail(err);
+        if (r->h.opcode != CQL_OP_RESULT)
+            fail("an answer that is not a RESULT");
+        if (seen[r->h.stream]++)
+            fail("two answers on one stream");
+        if (r->h.stream != streams[i])
+            out_of_order = 1;
+        cql_resp_free(r);
+    }
+    for (int i = 0; i < n; i++)
+        if (seen[streams[i]] != 1)
+            fail("a stream without its answer");
+    if (cql_conn_inflight(c))
+        fail("stream ids still in use after every answer");
+    printf("pipelined %d, at most %d in flight, answers out of order: %s\n", n, most, out_of_order ? "yes" : "no");
+    free(seen);
+    free(streams);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    cql_conn_opts o = {.verify_tls = 1, .connect_timeout_ms = 5000, .request_timeout_ms = 12000};
+    int i = 1;
+    for (; i < argc && !strncmp(argv[i], "--", 2); i++) {
+        if (!strcmp(argv[i], "--ssl"))
+            o.ssl = 1;
+        else if (!strcmp(argv[i], "--no-verify"))
+            o.verify_tls = 0;
+        else if (!strcmp(argv[i], "--ca") && i + 1 < argc)
+            o.ca_file = argv[++i];
+        else if (!strcmp(argv[i], "--timeout") && i + 1 < argc)
+            o.connect_timeout_ms = o.request_timeout_ms = atoi(argv[++i]);
+        else
+            fail("unknown option");
+    }
+    if (argc - i < 5)
+        fail("usage: cqlprobe [--ssl] [--ca FILE] [--no-verify] [--timeout MS] HOST PORT USER PASSWORD "
+             "query PAGE_SIZE QUERY | pipeline N QUERY | version | ddl KEYSPACE [AS]");
+    o.host = argv[i];
+    o.port = argv[i + 1];
+    o.user = argv[i + 2];
+    o.password = argv[i + 3];
+    const char *cmd = argv[i + 4];
+    cql_conn *c;
+    char err[2000];
+    if (cql_conn_open(&o, &c, err, sizeof err))
+        fail(err);
+    int rc;
+    if (!strcmp(cmd, "version") && argc - i == 5) {
+        printf("protocol v%d\n", cql_conn_version(c));
+        rc = 0;
+    } else if (!strcmp(cmd, "query") && argc - i == 7) {
+        rc = query(c, atoi(argv[i + 5]), argv[i + 6]);
+    } else if (!strcmp(cmd, "ddl") && (argc - i == 6 || argc - i == 7)) {
+        ycql_schema s;
+        if (ycql_schema_read(c, argv[i + 5], &s, err, sizeof err))
+            fail(err);
+        char *ddl = ycql_schema_ddl(&s, argc - i == 7 ? argv[i + 6] : NULL, 1);
+        if (!ddl)
+            fail("out of memory");
+        fputs(ddl, stdout);
+        free(ddl);
+        ycql_schema_free(&s);
+        rc = 0;
+    } else if (!strcmp(cmd, "pipeline") && argc - i == 7) {
+        rc = pipeline(c, atoi(argv[i + 5]), argv[i + 6]);
+    } else {
+        fail("unknown command or wrong arguments");
+    }
+    cql_conn_close(c);
+    return rc;
 }
