@@ -2,90 +2,47 @@
  * (see schema.h). */
 #include "schema.h"
 
-#include <stdarg.h>
+#include "pc_buf.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- a growing string ----------------------------------------------------------------- */
+/* ---- text: pc_buf (plugins/common) ------------------------------------------------------- */
 
-typedef struct sb {
-    char *p;
-    size_t len, cap;
-    int oom;
-} sb;
-
-static void sb_add(sb *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = 0;
-}
-
-static void sb_puts(sb *b, const char *s)
-{
-    sb_add(b, s, strlen(s));
-}
-
-static void sb_printf(sb *b, const char *f, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sb *b, const char *f, ...)
-{
-    char tmp[256];
-    va_list ap;
-    va_start(ap, f);
-    int n = vsnprintf(tmp, sizeof tmp, f, ap);
-    va_end(ap);
-    if (n > 0)
-        sb_add(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
-static void sb_name(sb *b, const char *name)
+static void sb_name(pc_buf *b, const char *name)
 {
     int bare = *name && !(*name >= '0' && *name <= '9');
     for (const char *c = name; *c && bare; c++)
         bare = (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_';
     if (bare) {
-        sb_puts(b, name);
+        pc_buf_str(b, name);
         return;
     }
-    sb_add(b, "\"", 1);
+    pc_buf_add(b, "\"", 1);
     for (const char *c = name; *c; c++) {
         if (*c == '"')
-            sb_add(b, "\"\"", 2);
+            pc_buf_add(b, "\"\"", 2);
         else
-            sb_add(b, c, 1);
+            pc_buf_add(b, c, 1);
     }
-    sb_add(b, "\"", 1);
+    pc_buf_add(b, "\"", 1);
 }
 
-static void sb_literal(sb *b, const char *s) /* 'text' with ' doubled */
+static void sb_literal(pc_buf *b, const char *s) /* 'text' with ' doubled */
 {
-    sb_add(b, "'", 1);
+    pc_buf_add(b, "'", 1);
     for (const char *c = s; *c; c++) {
-        sb_add(b, c, 1);
+        pc_buf_add(b, c, 1);
         if (*c == '\'')
-            sb_add(b, "'", 1);
+            pc_buf_add(b, "'", 1);
     }
-    sb_add(b, "'", 1);
+    pc_buf_add(b, "'", 1);
 }
 
 int ycql_quote_name(char **buf, size_t *len, size_t *cap, const char *name)
 {
-    sb b = {*buf, *len, *cap, 0};
+    pc_buf b = {*buf, *len, *cap, 0};
     sb_name(&b, name);
     *buf = b.p;
     *len = b.len;
@@ -235,21 +192,22 @@ static int ks_row(void *ud, const unsigned char *const *c, const int32_t *l, cha
     char **kv = cell_strings(c[1], l[1], 1, &n);
     if (!kv)
         return OOM(err, errlen);
-    sb b = {0};
-    sb_puts(&b, "{");
+    pc_buf b = {0};
+    pc_buf_str(&b, "{");
     for (size_t i = 0; i + 1 < n; i += 2) {
         if (i)
-            sb_puts(&b, ", ");
+            pc_buf_str(&b, ", ");
         sb_literal(&b, kv[i]);
-        sb_puts(&b, ": ");
+        pc_buf_str(&b, ": ");
         sb_literal(&b, kv[i + 1]);
     }
-    sb_puts(&b, "}");
+    pc_buf_str(&b, "}");
     free_strings(kv, n);
-    if (b.oom)
-        return free(b.p), OOM(err, errlen);
+    char *text = pc_buf_take(&b);
+    if (!text)
+        return OOM(err, errlen);
     free(s->replication);
-    s->replication = b.p;
+    s->replication = text;
     s->durable_writes = l[0] == 1 ? c[0][0] != 0 : 1;
     return 0;
 }
@@ -487,81 +445,80 @@ void ycql_schema_free(ycql_schema *s)
 
 /* ---- DDL ------------------------------------------------------------------------------- */
 
-static void table_ddl(sb *b, const char *ks, const ycql_table *t)
+static void table_ddl(pc_buf *b, const char *ks, const ycql_table *t)
 {
-    sb_puts(b, "CREATE TABLE ");
+    pc_buf_str(b, "CREATE TABLE ");
     sb_name(b, ks);
-    sb_puts(b, ".");
+    pc_buf_str(b, ".");
     sb_name(b, t->name);
-    sb_puts(b, " (\n");
+    pc_buf_str(b, " (\n");
     size_t npk = 0, nck = 0;
     for (size_t i = 0; i < t->ncols; i++) {
         const ycql_column *v = &t->cols[i];
         npk += !strcmp(v->kind, "partition_key");
         nck += !strcmp(v->kind, "clustering");
-        sb_puts(b, "    ");
+        pc_buf_str(b, "    ");
         sb_name(b, v->name);
-        sb_puts(b, " ");
-        sb_puts(b, v->type);
+        pc_buf_str(b, " ");
+        pc_buf_str(b, v->type);
         if (!strcmp(v->kind, "static"))
-            sb_puts(b, " STATIC");
-        sb_puts(b, ",\n");
+            pc_buf_str(b, " STATIC");
+        pc_buf_str(b, ",\n");
     }
-    sb_puts(b, "    PRIMARY KEY (");
+    pc_buf_str(b, "    PRIMARY KEY (");
     if (npk > 1)
-        sb_puts(b, "(");
+        pc_buf_str(b, "(");
     for (size_t i = 0; i < npk; i++) {
         if (i)
-            sb_puts(b, ", ");
+            pc_buf_str(b, ", ");
         sb_name(b, t->cols[i].name);
     }
     if (npk > 1)
-        sb_puts(b, ")");
+        pc_buf_str(b, ")");
     for (size_t i = npk; i < npk + nck; i++) {
-        sb_puts(b, ", ");
+        pc_buf_str(b, ", ");
         sb_name(b, t->cols[i].name);
     }
-    sb_puts(b, ")\n) WITH ");
+    pc_buf_str(b, ")\n) WITH ");
     if (nck) {
-        sb_puts(b, "CLUSTERING ORDER BY (");
+        pc_buf_str(b, "CLUSTERING ORDER BY (");
         for (size_t i = npk; i < npk + nck; i++) {
             if (i > npk)
-                sb_puts(b, ", ");
+                pc_buf_str(b, ", ");
             sb_name(b, t->cols[i].name);
-            sb_puts(b, !strcmp(t->cols[i].order, "desc") ? " DESC" : " ASC");
+            pc_buf_str(b, !strcmp(t->cols[i].order, "desc") ? " DESC" : " ASC");
         }
-        sb_puts(b, ")\n    AND ");
+        pc_buf_str(b, ")\n    AND ");
     }
-    sb_printf(b, "default_time_to_live = %d\n    AND comment = ", t->default_ttl);
+    pc_buf_printf(b, "default_time_to_live = %d\n    AND comment = ", t->default_ttl);
     sb_literal(b, t->comment);
-    sb_puts(b, ";\n");
+    pc_buf_str(b, ";\n");
 }
 
 char *ycql_schema_ddl(const ycql_schema *s, const char *as_keyspace, int with_indexes)
 {
     const char *ks = as_keyspace ? as_keyspace : s->keyspace;
-    sb b = {0};
-    sb_add(&b, "", 0);
+    pc_buf b = {0};
     if (with_indexes != 2) {
-        sb_puts(&b, "CREATE KEYSPACE ");
+        pc_buf_str(&b, "CREATE KEYSPACE ");
         sb_name(&b, ks);
-        sb_printf(&b, " WITH replication = %s AND durable_writes = %s;\n", s->replication,
+        pc_buf_printf(&b, " WITH replication = %s AND durable_writes = %s;\n", s->replication,
                   s->durable_writes ? "true" : "false");
         for (size_t i = 0; i < s->ntypes; i++) {
             const ycql_udt *t = &s->types[i];
-            sb_puts(&b, "CREATE TYPE ");
+            pc_buf_str(&b, "CREATE TYPE ");
             sb_name(&b, ks);
-            sb_puts(&b, ".");
+            pc_buf_str(&b, ".");
             sb_name(&b, t->name);
-            sb_puts(&b, " (");
+            pc_buf_str(&b, " (");
             for (size_t f = 0; f < t->n; f++) {
                 if (f)
-                    sb_puts(&b, ", ");
+                    pc_buf_str(&b, ", ");
                 sb_name(&b, t->fields[f]);
-                sb_puts(&b, " ");
-                sb_puts(&b, t->types[f]);
+                pc_buf_str(&b, " ");
+                pc_buf_str(&b, t->types[f]);
             }
-            sb_puts(&b, ");\n");
+            pc_buf_str(&b, ");\n");
         }
         for (size_t i = 0; i < s->ntables; i++)
             table_ddl(&b, ks, &s->tables[i]);
@@ -569,24 +526,20 @@ char *ycql_schema_ddl(const ycql_schema *s, const char *as_keyspace, int with_in
     for (size_t i = 0; with_indexes && i < s->nindexes; i++) {
         const ycql_index *x = &s->indexes[i];
         int custom = !strncmp(x->kind, "CUSTOM:", 7);
-        sb_puts(&b, custom ? "CREATE CUSTOM INDEX " : "CREATE INDEX ");
+        pc_buf_str(&b, custom ? "CREATE CUSTOM INDEX " : "CREATE INDEX ");
         sb_name(&b, x->name);
-        sb_puts(&b, " ON ");
+        pc_buf_str(&b, " ON ");
         sb_name(&b, ks);
-        sb_puts(&b, ".");
+        pc_buf_str(&b, ".");
         sb_name(&b, x->table);
-        sb_puts(&b, " (");
-        sb_puts(&b, x->target);
-        sb_puts(&b, ")");
+        pc_buf_str(&b, " (");
+        pc_buf_str(&b, x->target);
+        pc_buf_str(&b, ")");
         if (custom) {
-            sb_puts(&b, " USING ");
+            pc_buf_str(&b, " USING ");
             sb_literal(&b, x->kind + 7);
         }
-        sb_puts(&b, ";\n");
+        pc_buf_str(&b, ";\n");
     }
-    if (b.oom) {
-        free(b.p);
-        return NULL;
-    }
-    return b.p;
+    return pc_buf_take(&b);
 }

@@ -70,8 +70,9 @@ expect_match "a wrong password: the server says so (Node)" "password are incorre
 
 # ---- arca's own CQL client code (plugins/ycql/cqlwire.c, cqlconn.c) against the same server ----
 # tests/tools/cqlprobe.c: STARTUP, SASL PLAIN, QUERY with paging, pipelined requests, ERROR bodies
-if cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Werror -o "$T_TMP/cqlprobe" "$ROOT/tests/tools/cqlprobe.c" \
-    "$ROOT/plugins/ycql/cqlwire.c" "$ROOT/plugins/ycql/cqlconn.c" "$ROOT/plugins/ycql/schema.c" -lssl -lcrypto \
+if cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Werror -I"$ROOT/core/include" -I"$ROOT/plugins/common" -o "$T_TMP/cqlprobe" \
+    "$ROOT/tests/tools/cqlprobe.c" "$ROOT/plugins/ycql/cqlwire.c" "$ROOT/plugins/ycql/cqlconn.c" \
+    "$ROOT/plugins/ycql/schema.c" "$ROOT/plugins/common/pc_buf.c" -lssl -lcrypto \
     2>"$T_TMP/cc.err"; then pass "cqlprobe builds"
 else fail "cqlprobe builds" "$(cat "$T_TMP/cc.err")"; fi
 probe() { "$T_TMP/cqlprobe" "$@"; }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../plugins/common/pc_buf.c"
 #include "../../plugins/ycql/cqlconn.c"
 #include "../../plugins/ycql/cqlwire.c"
 #include "../../plugins/ycql/schema.c"
