@@ -69,56 +69,77 @@ int gcs_delete_key(gcs_inst *in, const char *key, int64_t generation, char *err,
     return rc;
 }
 
+/* ---- work on several threads ------------------------------------------------------------ */
+
+typedef struct runner {
+    size_t n, next;
+    gcs_task_fn fn;
+    void *ud;
+    pthread_mutex_t mu;
+    int rc;
+    char err[1400];
+} runner;
+
+static void *run_tasks(void *arg)
+{
+    runner *r = arg;
+    char err[1400];
+    for (;;) {
+        pthread_mutex_lock(&r->mu);
+        size_t i = r->next < r->n && !r->rc ? r->next++ : r->n;
+        pthread_mutex_unlock(&r->mu);
+        if (i >= r->n)
+            return NULL;
+        err[0] = 0;
+        int rc = r->fn(r->ud, i, err, sizeof err);
+        if (rc) {
+            pthread_mutex_lock(&r->mu);
+            if (!r->rc) {
+                r->rc = rc;
+                snprintf(r->err, sizeof r->err, "%s", err[0] ? err : "out of memory");
+            }
+            pthread_mutex_unlock(&r->mu);
+        }
+    }
+}
+
+int gcs_run_parallel(size_t n, int threads, gcs_task_fn fn, void *ud, char *err, size_t errlen)
+{
+    runner r = {.n = n, .fn = fn, .ud = ud};
+    pthread_t t[GCS_RUN_THREADS];
+    int nt = 0;
+    pthread_mutex_init(&r.mu, NULL);
+    for (int i = 0; i < threads && i < GCS_RUN_THREADS && (size_t)i < n; i++)
+        if (!pthread_create(&t[nt], NULL, run_tasks, &r))
+            nt++;
+    if (!nt)
+        run_tasks(&r);
+    for (int i = 0; i < nt; i++)
+        pthread_join(t[i], NULL);
+    pthread_mutex_destroy(&r.mu);
+    if (r.rc)
+        snprintf(err, errlen, "%s", r.err);
+    return r.rc;
+}
+
 /* ---- many deletes at once ------------------------------------------------------- */
 
 typedef struct deleter {
     gcs_inst *in;
     const char *const *keys;
-    size_t n, next;
-    pthread_mutex_t mu;
-    int rc;
-    char err[1400];
 } deleter;
 
-static void *delete_worker(void *arg)
+static int delete_one(void *ud, size_t i, char *err, size_t errlen)
 {
-    deleter *d = arg;
-    char err[1400];
-    for (;;) {
-        pthread_mutex_lock(&d->mu);
-        size_t i = d->next < d->n && !d->rc ? d->next++ : d->n;
-        pthread_mutex_unlock(&d->mu);
-        if (i >= d->n)
-            return NULL;
-        int rc = gcs_delete_key(d->in, d->keys[i], 0, err, sizeof err);
-        if (rc && rc != ARCA_ENOENT) {
-            pthread_mutex_lock(&d->mu);
-            if (!d->rc) {
-                d->rc = rc;
-                snprintf(d->err, sizeof d->err, "%s", err);
-            }
-            pthread_mutex_unlock(&d->mu);
-        }
-    }
+    deleter *d = ud;
+    int rc = gcs_delete_key(d->in, d->keys[i], 0, err, errlen);
+    return rc == ARCA_ENOENT ? 0 : rc;
 }
 
 int gcs_delete_keys(gcs_inst *in, const char *const *keys, size_t n, int threads, char *err, size_t errlen)
 {
-    deleter d = {.in = in, .keys = keys, .n = n};
-    pthread_t t[16];
-    int nt = 0;
-    pthread_mutex_init(&d.mu, NULL);
-    for (int i = 0; i < threads && i < 16 && (size_t)i < n; i++)
-        if (!pthread_create(&t[nt], NULL, delete_worker, &d))
-            nt++;
-    if (!nt)
-        delete_worker(&d);
-    for (int i = 0; i < nt; i++)
-        pthread_join(t[i], NULL);
-    pthread_mutex_destroy(&d.mu);
-    if (d.rc)
-        snprintf(err, errlen, "%s", d.err);
-    return d.rc;
+    deleter d = {in, keys};
+    return gcs_run_parallel(n, threads, delete_one, &d, err, errlen);
 }
 
 /* ---- list ----------------------------------------------------------------------- */

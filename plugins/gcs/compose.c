@@ -197,44 +197,23 @@ static void free_names(char **v, uint32_t n)
     free(v);
 }
 
-/* One round of intermediates, composed at once by up to upload_concurrency
- * threads: group k is src[start[k] .. start[k + 1]), composed into the
+/* One round of intermediates: group k is src[start[k] .. start[k + 1]), composed into the
  * intermediate numbered first + k. */
 typedef struct grouping {
     gcs_put *p;
     char **src;
     const uint32_t *start;
-    uint32_t groups, first, next;
-    pthread_mutex_t mu;
-    int rc;
-    char err[1400];
+    uint32_t first;
 } grouping;
 
-static void *group_worker(void *arg)
+static int compose_group(void *ud, size_t k, char *err, size_t errlen)
 {
-    grouping *g = arg;
-    char err[1400];
-    for (;;) {
-        pthread_mutex_lock(&g->mu);
-        uint32_t k = g->next < g->groups && !g->rc ? g->next++ : g->groups;
-        pthread_mutex_unlock(&g->mu);
-        if (k >= g->groups)
-            return NULL;
-        err[0] = 0;
-        char *dest = tmp_name(g->p, GCS_MID_FMT, g->first + k);
-        int rc = dest ? compose_one(g->p, dest, g->src + g->start[k], g->start[k + 1] - g->start[k], 0, NULL, err,
-                                    sizeof err)
-                      : ARCA_ENOMEM;
-        free(dest);
-        if (rc) {
-            pthread_mutex_lock(&g->mu);
-            if (!g->rc) {
-                g->rc = rc;
-                snprintf(g->err, sizeof g->err, "%s", err[0] ? err : "out of memory");
-            }
-            pthread_mutex_unlock(&g->mu);
-        }
-    }
+    grouping *g = ud;
+    char *dest = tmp_name(g->p, GCS_MID_FMT, g->first + (uint32_t)k);
+    int rc = dest ? compose_one(g->p, dest, g->src + g->start[k], g->start[k + 1] - g->start[k], 0, NULL, err, errlen)
+                  : ARCA_ENOMEM;
+    free(dest);
+    return rc;
 }
 
 /* Brings the `*n` sources in `src` down towards GCS_COMPOSE_MAX, replacing
@@ -254,22 +233,9 @@ static int compose_round(gcs_put *p, char **src, uint32_t *n, char *err, size_t 
         start[k] = (uint32_t)((uint64_t)covered * k / groups);
     p->in->host->log(p->in->host, ARCA_LOG_DEBUG, "'%s': %u sources to compose: %u intermediates of the first %u",
                      p->name, *n, groups, covered);
-    grouping g = {.p = p, .src = src, .start = start, .groups = groups, .first = p->intermediates + 1};
+    grouping g = {.p = p, .src = src, .start = start, .first = p->intermediates + 1};
     p->intermediates += groups; /* cleanup removes them, made or not */
-    pthread_mutex_init(&g.mu, NULL);
-    pthread_t t[GCS_MAX_THREADS];
-    int nt = 0;
-    for (int i = 0; i < p->in->concurrency && i < GCS_MAX_THREADS && (uint32_t)i < groups; i++)
-        if (!pthread_create(&t[nt], NULL, group_worker, &g))
-            nt++;
-    if (!nt)
-        group_worker(&g);
-    for (int i = 0; i < nt; i++)
-        pthread_join(t[i], NULL);
-    pthread_mutex_destroy(&g.mu);
-    int rc = g.rc;
-    if (rc)
-        snprintf(err, errlen, "%s", g.err);
+    int rc = gcs_run_parallel(groups, p->in->concurrency, compose_group, &g, err, errlen);
     for (uint32_t k = 0; !rc && k < groups; k++) { /* src becomes: intermediates, then the sources left */
         char *name = tmp_name(p, GCS_MID_FMT, g.first + k);
         if (!name) {

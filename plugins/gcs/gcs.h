@@ -184,6 +184,12 @@ int gcs_stat(gcs_inst *in, const char *key, json_t **out, char *err, size_t errl
 int gcs_delete_key(gcs_inst *in, const char *key, int64_t generation, char *err, size_t errlen);
 /* DELETE of many objects, `threads` at a time; missing ones are fine. */
 int gcs_delete_keys(gcs_inst *in, const char *const *keys, size_t n, int threads, char *err, size_t errlen);
+/* fn(ud, i, ...) for every i below n, on up to `threads` threads (GCS_RUN_THREADS at
+ * most); no new task starts after one fails. 0, or the first failure's code with its
+ * message in err. */
+#define GCS_RUN_THREADS 64
+typedef int (*gcs_task_fn)(void *ud, size_t i, char *err, size_t errlen);
+int gcs_run_parallel(size_t n, int threads, gcs_task_fn fn, void *ud, char *err, size_t errlen);
 /* A number GCS sends as a string ("size", "generation"); 0 if absent. */
 uint64_t gcs_json_u64(json_t *obj, const char *name);
 /* Where part objects of composite uploads live: PREFIX.arca-tmp/ (never

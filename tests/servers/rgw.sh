@@ -101,6 +101,11 @@ mon data = $dir/mon
 public addr = v1:127.0.0.1:$mp
 [osd.0]
 osd data = $dir/osd
+# placed by this script before it starts: at boot it must not touch the CRUSH map (its
+# device-class update fell back to "osd create" and exited with "wrong fsid" once on a
+# fresh machine, placement notwithstanding)
+osd crush update on start = false
+osd class update on start = false
 [client.rgw.t]
 rgw frontends = beast endpoint=127.0.0.1:$rp ssl_endpoint=127.0.0.1:$tp ssl_certificate=$dir/tls/server.pem
 rgw data = $dir/rgw
