@@ -509,13 +509,18 @@ static void fput(fmt *f, const char *s)
     f->len += n;
 }
 
-/* a name as CQL needs it: bare when lower-case letters, digits and _ (not first a digit), else quoted */
-static void fname(fmt *f, const char *s)
+int cql_name_is_bare(const char *s)
 {
     int bare = *s && !(*s >= '0' && *s <= '9');
     for (const char *c = s; *c && bare; c++)
         bare = (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_';
-    if (bare) {
+    return bare;
+}
+
+/* a name as CQL needs it */
+static void fname(fmt *f, const char *s)
+{
+    if (cql_name_is_bare(s)) {
         fput(f, s);
         return;
     }

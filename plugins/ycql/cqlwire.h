@@ -152,6 +152,10 @@ typedef struct cql_type {
 
 cql_type *cql_get_type(cql_rd *r);
 void cql_type_free(cql_type *t);
+/* 1 when CQL takes the name as it is (lower-case letters, digits and _, not first a
+ * digit); otherwise it must be written in double quotes, inner ones doubled. */
+int cql_name_is_bare(const char *s);
+
 /* The type as CQL writes it ("map<text, frozen<list<int>>>", "ks.udt", "tuple<int, text>",
  * "jsonb", custom classes quoted); collections nested in collections are frozen, as CQL
  * requires. Returns the length it needed (snprintf's convention). */

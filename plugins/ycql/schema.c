@@ -12,10 +12,7 @@
 
 static void sb_name(pc_buf *b, const char *name)
 {
-    int bare = *name && !(*name >= '0' && *name <= '9');
-    for (const char *c = name; *c && bare; c++)
-        bare = (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_';
-    if (bare) {
+    if (cql_name_is_bare(name)) {
         pc_buf_str(b, name);
         return;
     }
