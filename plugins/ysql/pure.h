@@ -138,6 +138,14 @@ typedef struct sql_subject {
 /* 0 (s->kind SQL_SUBJ_NONE when the statement names none of these), -1 oom. */
 int sql_subject_of(const char *stmt, size_t len, sql_subject *s);
 void sql_subject_free(sql_subject *s);
+/* Whether a post-data statement builds an index that may run on a connection
+ * of its own: SQL_BUILD_SHARED for CREATE [UNIQUE] INDEX name ON table (not ON
+ * ONLY, not CONCURRENTLY: SHARE lock, other such builds on the table may run
+ * alongside), SQL_BUILD_EXCLUSIVE for ALTER TABLE ONLY t ADD CONSTRAINT c
+ * PRIMARY KEY|UNIQUE (...) (ACCESS EXCLUSIVE: nothing else on the table
+ * meanwhile), SQL_BUILD_NONE for anything else. */
+enum { SQL_BUILD_NONE, SQL_BUILD_SHARED, SQL_BUILD_EXCLUSIVE };
+int sql_index_build(const char *stmt, size_t len);
 /* The role of `ALTER ... OWNER TO role;`, NULL for any other statement (caller frees). */
 char *sql_owner_of(const char *stmt, size_t len);
 /* Calls add() with each role a GRANT/REVOKE (grantees), ALTER DEFAULT
@@ -182,10 +190,15 @@ long toc_post_data_start(const toc_script *s);
 /* 1 for an entry that creates a large object or comments on, labels or grants on one. */
 int toc_is_large_object(const toc_script *s, toc_entry *e);
 
-/* Writes the preamble, the entries whose keep[i] is set (keep NULL: all)
+/* Writes the preamble, the entries whose keep[i] is 1 (keep NULL: all), of
+ * those whose keep[i] is 2 only their SET statements,
  * and the trailer into out; no_owner drops every ALTER ... OWNER TO
  * statement (as pg_restore --no-owner). Returns the number of entries kept. */
 size_t toc_emit(const toc_script *s, const char *keep, int no_owner, pc_buf *out);
+/* The same with the entries in transactions of `per_tx` entries each (BEGIN
+ * before the first, COMMIT; BEGIN between groups, COMMIT after the last);
+ * per_tx 0: none. */
+size_t toc_emit_grouped(const toc_script *s, const char *keep, int no_owner, size_t per_tx, pc_buf *out);
 
 /* Calls add(ud, role, use) for every role a script needs: 'o' the owner in
  * an entry's header or an OWNER TO; 'a' one named by an ACL or DEFAULT ACL
@@ -273,6 +286,27 @@ int ysql_strv_has(char *const *v, const char *s);
  * alters, comments on, labels, grants on or indexes that table or one of its
  * owned sequences or indexes. -1 on oom. */
 int toc_entry_wanted(const toc_script *s, toc_entry *e, catalog *c, const char *want);
+
+/* One index build of a post-data script that a restore runs on a connection
+ * of its own, before the rest of the script (toc_post_split). */
+typedef struct toc_build {
+    size_t entry;            /* in s->v */
+    size_t start, end;       /* the statement, ';' included */
+    size_t ts_start, ts_end; /* the SET default_tablespace in effect there (empty: none) */
+    cat_table *table;        /* an ordinary table of the catalog */
+    int exclusive;           /* ALTER TABLE ... ADD CONSTRAINT: alone on its table */
+} toc_build;
+/* Picks the index builds of a post-data script that may run in parallel:
+ * entries kept (keep[i] == 1; keep not NULL) of type INDEX or CONSTRAINT
+ * holding one CREATE INDEX / ADD PRIMARY KEY|UNIQUE (sql_index_build) on an
+ * ordinary table of the catalog (not partitioned, not a partition). Their
+ * keep[i] become 2: toc_emit then writes only their SET statements, and the
+ * rest of the script runs after the builds. `setup` gets the preamble's
+ * statements (SETs; psql meta-commands left out) for each build connection.
+ * No builds when a preamble statement is not a SET, or a statement anywhere
+ * switches roles (SET ROLE / SESSION AUTHORIZATION). 0 / -1 oom. */
+int toc_post_split(const toc_script *s, char *keep, catalog *c, pc_buf *setup, toc_build **builds,
+                   size_t *nbuilds);
 
 /* ---- database properties and roles on restore (dbprops.c) ------------------------ */
 /* SQL that gives database `target` the backed-up owner (unless no_owner),

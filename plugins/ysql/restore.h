@@ -98,6 +98,9 @@ int rs_check_roles(rs *r, PGconn *admin);
 int rs_apply_roles(rs *r, const char *script, size_t len);
 /* Applies a schema script; post: the post-data, built in parallel. */
 int rs_apply_section(rs *r, const pc_buf *script, int post);
+/* rspost.c: runs a post-data script's index builds (toc_post_split) on up to
+ * `jobs` connections, `setup` first on each. */
+int rs_run_builds(rs *r, const toc_script *toc, const char *setup, toc_build *v, size_t n);
 int rs_apply_database(rs *r);
 
 #endif

@@ -53,10 +53,25 @@ int rs_check_roles(rs *r, PGconn *admin)
 
 /* ---- the restore command ---------------------------------------------------------------- */
 
+/* A script runs in one transaction where that keeps a failure from leaving
+ * half of it behind: on PostgreSQL, into a database that existed before the
+ * restore. A database this restore created is left whole or dropped after a
+ * failure anyway, and one transaction would hold a lock on every object the
+ * script touches: a few thousand tables exceed max_locks_per_transaction
+ * (pg_restore runs statement by statement too). */
+static int rs_one_transaction(const rs *r)
+{
+    return !r->target_is_yb && !r->created_db;
+}
+
+/* Entries of a script per transaction when it does not run in one: few
+ * enough locks (an entry takes one or two) for the default lock table, few
+ * enough commits to cost nothing. */
+enum { RS_ENTRIES_PER_TX = 200 };
+
 /* Runs a schema script through psql/ysqlsh. `strict`: stop at the first error
- * (ON_ERROR_STOP) and, on PostgreSQL, in one transaction so that a failed
- * script leaves nothing behind. Without it every statement runs and the
- * caller judges stderr. */
+ * (ON_ERROR_STOP), in one transaction where rs_one_transaction says so.
+ * Without it every statement runs and the caller judges stderr. */
 static int rs_psql(rs *r, const char *what, const char *script, size_t len, int strict,
                    pc_buf *errout, int *status)
 {
@@ -73,7 +88,7 @@ static int rs_psql(rs *r, const char *what, const char *script, size_t len, int 
     if (strict) {
         argv[n++] = "-v";
         argv[n++] = "ON_ERROR_STOP=1";
-        if (!r->target_is_yb)
+        if (rs_one_transaction(r))
             argv[n++] = "--single-transaction";
     }
     argv[n++] = "-d";
@@ -99,10 +114,15 @@ static int rs_apply_script(rs *r, const char *what, const char *script, size_t l
         pc_proc_status_text(status, stext, sizeof stext);
         char *tail = pc_proc_err_tail(&errout, 2000);
         int role = tail && strstr(tail, "role \"") && strstr(tail, "does not exist");
-        rc = ysql_fail(&r->err, ARCA_EFAIL, "%s: applying the %s failed (%s %s): %s%s%s%s", r->where, what,
+        int locks = tail && strstr(tail, "max_locks_per_transaction") && rs_one_transaction(r);
+        rc = ysql_fail(&r->err, ARCA_EFAIL, "%s: applying the %s failed (%s %s): %s%s%s%s%s", r->where, what,
                        r->psql_path, stext, tail ? tail : "",
-                       r->target_is_yb ? "" : "\n(the script ran in one transaction: none of it was applied)",
-                       role ? "\n" : "", role ? ROLE_HINT : "");
+                       rs_one_transaction(r) ? "\n(the script ran in one transaction: none of it was applied)" : "",
+                       role ? "\n" : "", role ? ROLE_HINT : "",
+                       locks ? "\nhint: into a database that exists, the script runs in one transaction, which "
+                               "locks every table it touches: raise max_locks_per_transaction, or let the restore "
+                               "create the database (then it runs statement by statement)"
+                             : "");
         free(tail);
     } else if (rc == ARCA_OK && errout.len) {
         char *tail = pc_proc_err_tail(&errout, 1000);
@@ -207,18 +227,27 @@ static char *rs_keep(rs *r, toc_script *toc, int pre_data, size_t *blobs)
 int rs_apply_section(rs *r, const pc_buf *script, int post)
 {
     const char *what = post ? "post-data schema" : "pre-data schema";
-    int filter = r->table_level || r->ro->no_owner || r->ro->no_privileges || r->ro->no_large_objects ||
-                 r->cat.format == 1;
+    /* PostgreSQL: the post-data's index builds run on `jobs` connections first (rspost.c);
+     * YugabyteDB builds indexes its own way (backfill), there the script stays whole */
+    int parallel = post && r->jobs > 1 && !r->target_is_yb;
+    /* statement by statement (rs_one_transaction), yet not a commit (and a WAL flush) each:
+     * entries go in transactions of RS_ENTRIES_PER_TX */
+    size_t per_tx = !r->target_is_yb && !rs_one_transaction(r) ? RS_ENTRIES_PER_TX : 0;
+    int filter = parallel || per_tx || r->table_level || r->ro->no_owner || r->ro->no_privileges ||
+                 r->ro->no_large_objects || r->cat.format == 1;
     if (!filter)
         return rs_apply_script(r, what, script->p, script->len);
     toc_script toc;
     if (toc_parse(script->p ? script->p : "", script->len, &toc) < 0)
         return ysql_fail(&r->err, ARCA_ENOMEM, "out of memory");
-    size_t blobs = 0;
+    size_t blobs = 0, nbuilds = 0;
     char *keep = rs_keep(r, &toc, !post, &blobs);
+    toc_build *builds = NULL;
+    pc_buf setup = {0};
+    int oom = !keep || (parallel && toc_post_split(&toc, keep, &r->cat, &setup, &builds, &nbuilds) < 0);
     pc_buf out = {0};
     size_t kept = 0;
-    if (keep) {
+    if (!oom) {
         pc_buf_add(&out, toc.text, toc.preamble_end);
         /* pg_dump -t leaves schemas out: create the missing ones it has no entry for */
         for (char **s = r->new_schemas; !post && s && *s; s++) {
@@ -236,23 +265,30 @@ int rs_apply_section(rs *r, const pc_buf *script, int post)
         toc_script body = toc;
         body.preamble_end = 0; /* the preamble is in `out` already */
         pc_buf rest = {0};
-        kept += toc_emit(&body, keep, r->ro->no_owner, &rest);
+        kept += toc_emit_grouped(&body, keep, r->ro->no_owner, per_tx, &rest);
         pc_buf_add(&out, rest.p ? rest.p : "", rest.len);
         if (rest.oom)
             out.oom = 1;
         pc_buf_free(&rest);
     }
-    free(keep);
-    toc_free(&toc);
-    if (!keep || out.oom) {
-        pc_buf_free(&out);
-        return ysql_fail(&r->err, ARCA_ENOMEM, "out of memory");
-    }
-    if (r->cat.format == 1 && blobs && !r->ro->no_large_objects)
+    int rc = ARCA_OK;
+    if (oom || out.oom)
+        rc = ysql_fail(&r->err, ARCA_ENOMEM, "out of memory");
+    if (rc == ARCA_OK && r->cat.format == 1 && blobs && !r->ro->no_large_objects)
         r->h->log(r->h, ARCA_LOG_WARN, "%s: this archive (written by an arca without large object "
                   "support) creates %zu large objects but holds none of their contents: they are "
                   "restored empty", r->where, blobs);
-    int rc = kept ? rs_apply_script(r, what, out.p, out.len) : ARCA_OK;
+    if (rc == ARCA_OK && nbuilds) {
+        r->touched = 1;
+        rc = rs_run_builds(r, &toc, setup.p, builds, nbuilds);
+    }
+    if (rc == ARCA_OK && kept)
+        rc = rs_apply_script(r, nbuilds ? "rest of the post-data schema (after its index builds)" : what, out.p,
+                             out.len);
+    free(keep);
+    free(builds);
+    pc_buf_free(&setup);
+    toc_free(&toc);
     pc_buf_free(&out);
     return rc;
 }

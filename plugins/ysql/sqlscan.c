@@ -586,3 +586,36 @@ int sql_roles_granted(const char *stmt, size_t len, int (*add)(void *ud, const c
     }
     return 0;
 }
+
+/* ---- index builds that may run on their own connection ------------------------------ */
+
+int sql_index_build(const char *stmt, size_t len)
+{
+    cur c;
+    cur_init(&c, stmt, len);
+    if (accept(&c, "create")) {
+        accept(&c, "unique");
+        if (!accept(&c, "index") || sql_is(&c.t, "concurrently"))
+            return SQL_BUILD_NONE;
+        skip_if_not_exists(&c);
+        if (!is_name(&c.t))
+            return SQL_BUILD_NONE;
+        adv(&c);
+        if (!accept(&c, "on") || sql_is(&c.t, "only") || !is_name(&c.t))
+            return SQL_BUILD_NONE; /* ON ONLY: a partitioned table's own index */
+        return SQL_BUILD_SHARED;
+    }
+    if (!accept(&c, "alter") || !accept(&c, "table") || !accept(&c, "only"))
+        return SQL_BUILD_NONE;
+    char *parts[3] = {0};
+    int n = 0;
+    int rc = take_name(&c, parts, &n);
+    for (int i = 0; i < n; i++)
+        free(parts[i]);
+    if (rc < 0 || !n || !accept(&c, "add") || !accept(&c, "constraint") || !is_name(&c.t))
+        return SQL_BUILD_NONE;
+    adv(&c);
+    int key = (accept(&c, "primary") && accept(&c, "key")) || accept(&c, "unique");
+    /* a column list must follow: not USING INDEX (an index that exists already) */
+    return key && punct(&c.t, '(') ? SQL_BUILD_EXCLUSIVE : SQL_BUILD_NONE;
+}

@@ -243,7 +243,24 @@ int toc_is_large_object(const toc_script *s, toc_entry *e)
     return e->subject.kind == SQL_SUBJ_LARGE_OBJECT;
 }
 
+/* Appends an entry's SET statements only (what it sets up for the entries after it). */
+static void emit_setup_only(const toc_script *s, const toc_entry *e, pc_buf *out)
+{
+    size_t pos = e->start;
+    sql_stmt st;
+    while (sql_next(s->text, e->end, &pos, &st))
+        if (!st.meta && setup_statement(s->text + st.start, st.end - st.start)) {
+            pc_buf_add(out, s->text + st.start, st.end - st.start);
+            pc_buf_str(out, "\n");
+        }
+}
+
 size_t toc_emit(const toc_script *s, const char *keep, int no_owner, pc_buf *out)
+{
+    return toc_emit_grouped(s, keep, no_owner, 0, out);
+}
+
+size_t toc_emit_grouped(const toc_script *s, const char *keep, int no_owner, size_t per_tx, pc_buf *out)
 {
     size_t kept = 0;
     pc_buf_add(out, s->text, s->preamble_end);
@@ -251,6 +268,12 @@ size_t toc_emit(const toc_script *s, const char *keep, int no_owner, pc_buf *out
         const toc_entry *e = &s->v[i];
         if (keep && !keep[i])
             continue;
+        if (keep && keep[i] == 2) {
+            emit_setup_only(s, e, out);
+            continue;
+        }
+        if (per_tx && kept % per_tx == 0)
+            pc_buf_str(out, kept ? "\nCOMMIT;\nBEGIN;\n" : "\nBEGIN;\n");
         kept++;
         if (!no_owner) {
             pc_buf_add(out, s->text + e->start, e->end - e->start);
@@ -269,8 +292,115 @@ size_t toc_emit(const toc_script *s, const char *keep, int no_owner, pc_buf *out
         }
         pc_buf_add(out, s->text + from, e->end - from);
     }
+    if (per_tx && kept)
+        pc_buf_str(out, "\nCOMMIT;\n");
     pc_buf_add(out, s->text + s->trailer_start, s->len - s->trailer_start);
     return kept;
+}
+
+/* ---- index builds apart from the rest of the post-data ------------------------------ */
+
+static int prefix_ci(const char *p, size_t n, const char *want)
+{
+    size_t w = strlen(want);
+    return n >= w && !strncasecmp(p, want, w);
+}
+
+/* A statement that changes who runs what follows: the script then stays whole. */
+static int role_switch(const char *p, size_t n)
+{
+    return prefix_ci(p, n, "SET ROLE") || prefix_ci(p, n, "SET SESSION AUTHORIZATION") ||
+           prefix_ci(p, n, "RESET ROLE") || prefix_ci(p, n, "RESET SESSION AUTHORIZATION") ||
+           prefix_ci(p, n, "SET SESSION ROLE") || prefix_ci(p, n, "SET LOCAL ROLE");
+}
+
+/* The one statement of an index or constraint entry that builds an index on
+ * an ordinary table of the catalog (not partitioned, not a partition): 1 and
+ * *b filled, 0 when the entry is not such a build, -1 oom. */
+static int entry_build(const toc_script *s, toc_entry *e, catalog *c, toc_build *b)
+{
+    if (strcmp(e->type, "INDEX") && strcmp(e->type, "CONSTRAINT"))
+        return 0;
+    size_t pos = e->start, mains = 0;
+    sql_stmt st, main = {0};
+    while (sql_next(s->text, e->end, &pos, &st)) {
+        if (st.meta)
+            return 0;
+        if (!setup_statement(s->text + st.start, st.end - st.start) && mains++ == 0)
+            main = st;
+    }
+    if (mains != 1)
+        return 0;
+    int kind = sql_index_build(s->text + main.start, main.end - main.start);
+    if (kind == SQL_BUILD_NONE)
+        return 0;
+    if (toc_entry_subject(s, e) < 0)
+        return -1;
+    if (e->subject.kind != SQL_SUBJ_REL || !e->subject.schema || !e->subject.name)
+        return 0;
+    cat_table *t = cat_find(c, e->subject.schema, e->subject.name);
+    if (!t || t->kind != 'r' || t->parent_name)
+        return 0;
+    b->start = main.start;
+    b->end = main.end;
+    b->table = t;
+    b->exclusive = kind == SQL_BUILD_EXCLUSIVE;
+    return 1;
+}
+
+int toc_post_split(const toc_script *s, char *keep, catalog *c, pc_buf *setup, toc_build **builds,
+                   size_t *nbuilds)
+{
+    *builds = NULL;
+    *nbuilds = 0;
+    /* every statement of the preamble sets the session up; nobody switches roles */
+    size_t pos = 0;
+    sql_stmt st;
+    while (sql_next(s->text, s->len, &pos, &st)) {
+        const char *p = s->text + st.start;
+        size_t n = st.end - st.start;
+        if (role_switch(p, n) || (st.end <= s->preamble_end && !st.meta && !setup_statement(p, n)))
+            return 0;
+    }
+    toc_build *v = calloc(s->n ? s->n : 1, sizeof *v);
+    if (!v)
+        return -1;
+    size_t nv = 0, ts_start = 0, ts_end = 0;
+    pos = 0;
+    /* statements in script order: the SET default_tablespace in effect before each build */
+    for (size_t i = 0; i <= s->n; i++) {
+        size_t upto = i < s->n ? s->v[i].start : s->len;
+        while (sql_next(s->text, upto, &pos, &st))
+            if (!st.meta && prefix_ci(s->text + st.start, st.end - st.start, "SET default_tablespace"))
+                ts_start = st.start, ts_end = st.end;
+        if (i == s->n || keep[i] != 1)
+            continue;
+        int k = entry_build(s, &s->v[i], c, &v[nv]);
+        if (k < 0) {
+            free(v);
+            return -1;
+        }
+        if (k) {
+            v[nv].entry = i;
+            v[nv].ts_start = ts_start;
+            v[nv].ts_end = ts_end;
+            nv++;
+        }
+    }
+    for (size_t i = 0; i < nv; i++)
+        keep[v[i].entry] = 2;
+    for (pos = 0; sql_next(s->text, s->preamble_end, &pos, &st);)
+        if (!st.meta) {
+            pc_buf_add(setup, s->text + st.start, st.end - st.start);
+            pc_buf_str(setup, "\n");
+        }
+    if (setup->oom) {
+        free(v);
+        return -1;
+    }
+    *builds = v;
+    *nbuilds = nv;
+    return 0;
 }
 
 typedef struct role_sink {

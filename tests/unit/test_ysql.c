@@ -734,6 +734,173 @@ static void no_owner_drops_owner_statements_and_nothing_else(void **state)
     toc_free(&s);
 }
 
+static void index_builds_are_told_from_other_statements(void **state)
+{
+    (void)state;
+    static const struct { const char *sql; int kind; } cases[] = {
+        {"CREATE INDEX i ON s.t USING btree (a);", SQL_BUILD_SHARED},
+        {"CREATE UNIQUE INDEX \"I x\" ON \"s\".\"t\" USING btree (lower(b)) INCLUDE (c) WHERE (a > 0);",
+         SQL_BUILD_SHARED},
+        {"create index if not exists i on t (a);", SQL_BUILD_SHARED},
+        {"CREATE INDEX i ON ONLY s.parent USING btree (a);", SQL_BUILD_NONE},
+        {"CREATE INDEX CONCURRENTLY i ON s.t (a);", SQL_BUILD_NONE},
+        {"ALTER TABLE ONLY s.t\n    ADD CONSTRAINT t_pkey PRIMARY KEY (id);", SQL_BUILD_EXCLUSIVE},
+        {"ALTER TABLE ONLY \"a\nb\".\"t\" ADD CONSTRAINT \"u 1\" UNIQUE (x, y) DEFERRABLE;", SQL_BUILD_EXCLUSIVE},
+        {"ALTER TABLE ONLY s.t ADD CONSTRAINT t_pkey PRIMARY KEY USING INDEX i;", SQL_BUILD_NONE},
+        {"ALTER TABLE s.t ADD CONSTRAINT t_pkey PRIMARY KEY (id);", SQL_BUILD_NONE}, /* recurses */
+        {"ALTER TABLE ONLY s.t ADD CONSTRAINT fk FOREIGN KEY (a) REFERENCES s.u(a);", SQL_BUILD_NONE},
+        {"ALTER TABLE ONLY s.t ADD CONSTRAINT ex EXCLUDE USING gist (r WITH &&);", SQL_BUILD_NONE},
+        {"ALTER INDEX s.p_i ATTACH PARTITION s.c_i;", SQL_BUILD_NONE},
+        {"CREATE TRIGGER tr AFTER INSERT ON s.t FOR EACH ROW EXECUTE FUNCTION s.f();", SQL_BUILD_NONE},
+        {"COMMENT ON INDEX s.i IS 'CREATE INDEX x ON y (z)';", SQL_BUILD_NONE},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int k = sql_index_build(cases[i].sql, strlen(cases[i].sql));
+        if (k != cases[i].kind)
+            fail_msg("%s: %d, want %d", cases[i].sql, k, cases[i].kind);
+    }
+}
+
+static catalog build_catalog(void)
+{
+    catalog c = {0};
+    static const struct { const char *name; char kind; const char *parent; int64_t bytes; } t[] = {
+        {"small", 'r', NULL, 10}, {"big", 'r', NULL, 1000}, {"parent", 'p', NULL, 0}, {"part", 'r', "parent", 50},
+    };
+    c.n = 4;
+    c.v = calloc(5, sizeof *c.v);
+    for (size_t i = 0; i < c.n; i++) {
+        c.v[i].schema = strdup("s"), c.v[i].name = strdup(t[i].name), c.v[i].kind = t[i].kind;
+        c.v[i].bytes = t[i].bytes;
+        c.v[i].columns = strv("a", NULL, NULL);
+        c.v[i].sequences = strv(NULL, NULL, NULL);
+        c.v[i].indexes = strv(NULL, NULL, NULL);
+        if (t[i].parent)
+            c.v[i].parent_schema = strdup("s"), c.v[i].parent_name = strdup(t[i].parent);
+    }
+    return c;
+}
+
+#define ENTRY(name, type) "--\n-- Name: " name "; Type: " type "; Schema: s; Owner: -\n--\n\n"
+static const char post_script[] =
+    "\\restrict abc\n"
+    "SET statement_timeout = 0;\n"
+    "SELECT pg_catalog.set_config('search_path', '', false);\n"
+    "SET default_tablespace = '';\n\n"
+    ENTRY("big big_pkey", "CONSTRAINT") "ALTER TABLE ONLY s.big\n    ADD CONSTRAINT big_pkey PRIMARY KEY (a);\n\n\n"
+    "SET default_tablespace = fast;\n\n"
+    ENTRY("big_a", "INDEX") "CREATE INDEX big_a ON s.big USING btree (a);\n\n\n"
+    "SET default_tablespace = '';\n\n"
+    ENTRY("parent_a", "INDEX") "CREATE INDEX parent_a ON ONLY s.parent USING btree (a);\n\n\n"
+    ENTRY("part_a", "INDEX") "CREATE INDEX part_a ON s.part USING btree (a);\n\n\n"
+    ENTRY("small_a", "INDEX") "CREATE INDEX small_a ON s.small USING btree (a);\n\n\n"
+    ENTRY("part_a", "INDEX ATTACH") "ALTER INDEX s.parent_a ATTACH PARTITION s.part_a;\n\n\n"
+    ENTRY("small fk", "FK CONSTRAINT") "ALTER TABLE ONLY s.small\n    ADD CONSTRAINT fk FOREIGN KEY (a) REFERENCES s.big(a);\n\n\n"
+    ENTRY("INDEX big_a", "COMMENT") "COMMENT ON INDEX s.big_a IS 'x';\n\n\n"
+    "--\n-- PostgreSQL database dump complete\n--\n\n\\unrestrict abc\n\n";
+
+/* text[start, end) is exactly `want` */
+#define assert_range(text, start, end, want)                                                       \
+    do {                                                                                           \
+        assert_int_equal((end) - (start), strlen(want));                                           \
+        assert_memory_equal((text) + (start), want, strlen(want));                                 \
+    } while (0)
+
+static void post_data_index_builds_split_from_the_rest(void **state)
+{
+    (void)state;
+    catalog c = build_catalog();
+    toc_script s;
+    assert_int_equal(toc_parse(post_script, strlen(post_script), &s), 0);
+    assert_int_equal(s.n, 8);
+    char keep[8];
+    memset(keep, 1, sizeof keep);
+    keep[4] = 0; /* small_a: not part of this restore */
+    pc_buf setup = {0}, rest = {0};
+    toc_build *b;
+    size_t n;
+    assert_int_equal(toc_post_split(&s, keep, &c, &setup, &b, &n), 0);
+    /* the key and index of big; not the partitioned table's, not the partition's, not small_a */
+    assert_int_equal(n, 2);
+    assert_int_equal(b[0].entry, 0);
+    assert_true(b[0].exclusive);
+    assert_string_equal(b[0].table->name, "big");
+    assert_range(post_script, b[0].start, b[0].end, "ALTER TABLE ONLY s.big\n    ADD CONSTRAINT big_pkey PRIMARY KEY (a);");
+    assert_range(post_script, b[0].ts_start, b[0].ts_end, "SET default_tablespace = '';");
+    assert_int_equal(b[1].entry, 1);
+    assert_false(b[1].exclusive);
+    assert_range(post_script, b[1].start, b[1].end, "CREATE INDEX big_a ON s.big USING btree (a);");
+    assert_range(post_script, b[1].ts_start, b[1].ts_end, "SET default_tablespace = fast;");
+    /* each build connection sets up as the preamble does, without psql's meta-commands */
+    assert_string_equal(setup.p, "SET statement_timeout = 0;\nSELECT pg_catalog.set_config('search_path', '', false);\n"
+                                 "SET default_tablespace = '';\n");
+    assert_int_equal(keep[0], 2);
+    assert_int_equal(keep[1], 2);
+    /* the rest keeps the SETs the builds' entries carried for the entries after them */
+    assert_int_equal(toc_emit(&s, keep, 0, &rest), 5); /* parent_a, part_a, the attach, fk, comment */
+    assert_null(strstr(rest.p, "big_pkey"));
+    assert_null(strstr(rest.p, "CREATE INDEX big_a"));
+    assert_null(strstr(rest.p, "small_a"));
+    const char *ts = strstr(rest.p, "SET default_tablespace = fast;\nSET default_tablespace = '';\n");
+    const char *parent = strstr(rest.p, "CREATE INDEX parent_a ON ONLY");
+    assert_non_null(ts);
+    assert_non_null(parent);
+    assert_true(ts < parent);
+    assert_non_null(strstr(rest.p, "CREATE INDEX part_a ON s.part"));
+    assert_non_null(strstr(rest.p, "\\restrict abc"));
+    assert_non_null(strstr(rest.p, "\\unrestrict abc"));
+    pc_buf_free(&rest);
+    free(b);
+    pc_buf_free(&setup);
+    toc_free(&s);
+
+    /* a script that switches roles, or whose preamble does more than SET, stays whole */
+    static const char *const whole[] = {
+        "SET x = 1;\n" ENTRY("big_a", "INDEX") "SET SESSION AUTHORIZATION bob;\nCREATE INDEX big_a ON s.big (a);\n",
+        "SET x = 1;\nCREATE TABLE s.y (a int);\n" ENTRY("big_a", "INDEX") "CREATE INDEX big_a ON s.big (a);\n",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(toc_parse(whole[i], strlen(whole[i]), &s), 0);
+        char k1[1] = {1};
+        assert_int_equal(toc_post_split(&s, k1, &c, &setup, &b, &n), 0);
+        assert_int_equal(n, 0);
+        assert_int_equal(k1[0], 1);
+        toc_free(&s);
+        pc_buf_free(&setup);
+    }
+    cat_free(&c);
+}
+
+static void grouped_scripts_commit_every_n_entries(void **state)
+{
+    (void)state;
+    toc_script s;
+    assert_int_equal(toc_parse(post_script, strlen(post_script), &s), 0);
+    pc_buf out = {0};
+    assert_int_equal(toc_emit_grouped(&s, NULL, 0, 3, &out), 8);
+    size_t begins = 0, commits = 0;
+    for (const char *p = out.p; (p = strstr(p, "BEGIN;\n")); p++)
+        begins++;
+    for (const char *p = out.p; (p = strstr(p, "COMMIT;\n")); p++)
+        commits++;
+    assert_int_equal(begins, 3); /* 3 + 3 + 2 entries */
+    assert_int_equal(commits, 3);
+    /* the first BEGIN after the preamble, the last COMMIT before the trailer */
+    assert_true(strstr(out.p, "BEGIN;") > strstr(out.p, "SET default_tablespace = '';"));
+    assert_true(strstr(out.p, "BEGIN;") < strstr(out.p, "big_pkey"));
+    const char *last = out.p;
+    for (const char *p = out.p; (p = strstr(p, "COMMIT;")); p++)
+        last = p;
+    assert_true(last > strstr(out.p, "COMMENT ON INDEX"));
+    assert_true(last < strstr(out.p, "dump complete"));
+    pc_buf_free(&out);
+    /* per_tx 0: the script as it was */
+    assert_int_equal(toc_emit_grouped(&s, NULL, 0, 0, &out), 8);
+    assert_string_equal(out.p, post_script);
+    pc_buf_free(&out);
+    toc_free(&s);
+}
+
 static int collect_use(void *ud, const char *role, char use)
 {
     return cat_role_use(ud, role, use);
@@ -1144,6 +1311,9 @@ int main(void)
         cmocka_unit_test(one_dump_of_both_sections_is_cut_where_pg_dump_cuts),
         cmocka_unit_test(table_restore_finds_a_name_with_a_newline_by_its_sql),
         cmocka_unit_test(no_owner_drops_owner_statements_and_nothing_else),
+        cmocka_unit_test(index_builds_are_told_from_other_statements),
+        cmocka_unit_test(post_data_index_builds_split_from_the_rest),
+        cmocka_unit_test(grouped_scripts_commit_every_n_entries),
         cmocka_unit_test(roles_a_dump_needs_are_collected_with_what_for),
         cmocka_unit_test(catalog_format_2_carries_the_database_roles_and_large_objects),
         cmocka_unit_test(catalog_format_1_of_older_archives_is_still_read),
