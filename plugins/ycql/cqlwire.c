@@ -235,6 +235,51 @@ int cql_req_execute(cql_buf *b, uint8_t version, int16_t stream, const void *id,
     return cql_frame_end(b);
 }
 
+/* BATCH (protocol v3/v4 section 4.1.7): <type><n><query_1>...<query_n>
+ * <consistency><flags>[<serial_consistency>][<timestamp>], each query
+ * <kind><string_or_id><n><value_1>...<value_n>. n is patched in at the end. */
+void cql_batch_begin(cql_buf *b, uint8_t version, int16_t stream, uint8_t type)
+{
+    cql_frame_begin(b, version, stream, CQL_OP_BATCH);
+    cql_put_u8(b, type);
+    cql_put_u16(b, 0);
+}
+
+static void batch_values(cql_buf *b, uint16_t nvalues, const void *values, size_t len)
+{
+    cql_put_u16(b, nvalues);
+    cql_put_raw(b, values, len);
+}
+
+void cql_batch_add_prepared(cql_buf *b, const void *id, uint16_t idlen, uint16_t nvalues, const void *values,
+                            size_t len)
+{
+    cql_put_u8(b, 1);
+    cql_put_short_bytes(b, id, idlen);
+    batch_values(b, nvalues, values, len);
+}
+
+void cql_batch_add_query(cql_buf *b, const char *query, uint16_t nvalues, const void *values, size_t len)
+{
+    cql_put_u8(b, 0);
+    cql_put_long_string(b, query, strlen(query));
+    batch_values(b, nvalues, values, len);
+}
+
+int cql_batch_end(cql_buf *b, uint16_t count, uint16_t consistency, int64_t timestamp)
+{
+    if (b->oom || b->len < b->frame + CQL_HEADER_LEN + 3 || !count)
+        return -1;
+    unsigned char *n = b->p + b->frame + CQL_HEADER_LEN + 1;
+    n[0] = (unsigned char)(count >> 8);
+    n[1] = (unsigned char)count;
+    cql_put_u16(b, consistency);
+    cql_put_u8(b, timestamp ? CQL_QF_TIMESTAMP : 0);
+    if (timestamp)
+        cql_put_i64(b, timestamp);
+    return cql_frame_end(b);
+}
+
 /* ---- reading ------------------------------------------------------------------------------ */
 
 void cql_rd_init(cql_rd *r, const void *p, size_t len)

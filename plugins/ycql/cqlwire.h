@@ -107,6 +107,16 @@ int cql_req_prepare(cql_buf *b, uint8_t version, int16_t stream, const char *que
 int cql_req_execute(cql_buf *b, uint8_t version, int16_t stream, const void *id, uint16_t idlen,
                     const cql_params *qp);
 
+/* BATCH: begin, add statements (a prepared id, or query text; values as
+ * [value]s already encoded), end with their count (1..65535), the consistency
+ * and a default timestamp (0: none; statements' USING TIMESTAMP win). */
+enum { CQL_BATCH_LOGGED = 0, CQL_BATCH_UNLOGGED = 1, CQL_BATCH_COUNTER = 2 };
+void cql_batch_begin(cql_buf *b, uint8_t version, int16_t stream, uint8_t type);
+void cql_batch_add_prepared(cql_buf *b, const void *id, uint16_t idlen, uint16_t nvalues, const void *values,
+                            size_t len);
+void cql_batch_add_query(cql_buf *b, const char *query, uint16_t nvalues, const void *values, size_t len);
+int cql_batch_end(cql_buf *b, uint16_t count, uint16_t consistency, int64_t timestamp);
+
 /* ---- reading ---- */
 typedef struct cql_rd {
     const unsigned char *p;

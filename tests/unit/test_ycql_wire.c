@@ -110,6 +110,38 @@ static void query_and_execute_carry_consistency_values_paging_and_timestamp(void
     cql_buf_free(&v);
 }
 
+/* BATCH, spec 4.1.7: an unlogged batch of a prepared statement (two values) and
+ * a query text (none), QUORUM, a default timestamp; the count patched in */
+static void batch_holds_prepared_and_text_statements_and_its_count(void **state)
+{
+    (void)state;
+    cql_buf b = {0}, v = {0};
+    unsigned char seven[4] = {0, 0, 0, 7};
+    cql_put_bytes(&v, seven, 4);
+    cql_put_bytes(&v, NULL, -1);
+    static const unsigned char id[] = {0x01, 0x02, 0x03};
+    cql_batch_begin(&b, 4, 5, CQL_BATCH_UNLOGGED);
+    cql_batch_add_prepared(&b, id, 3, 2, v.p, v.len);
+    cql_batch_add_query(&b, "DELETE", 0, NULL, 0);
+    assert_int_equal(cql_batch_end(&b, 2, CQL_QUORUM, 258), 0);
+    static const unsigned char want[] = {
+        0x04, 0x00, 0x00, 0x05, 0x0d, 0x00, 0x00, 0x00, 0x2f, /* header: BATCH, 47 bytes */
+        0x01, 0x00, 0x02,                                     /* UNLOGGED, 2 statements */
+        0x01, 0x00, 0x03, 0x01, 0x02, 0x03,                   /* prepared, its id */
+        0x00, 0x02, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x07, 0xff, 0xff, 0xff, 0xff, /* 2 values */
+        0x00, 0x00, 0x00, 0x00, 0x06, 'D', 'E', 'L', 'E', 'T', 'E', 0x00, 0x00, /* text, no values */
+        0x00, 0x04, 0x20,                                     /* QUORUM, flags: timestamp */
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x02};      /* timestamp */
+    assert_int_equal(b.len, sizeof want);
+    assert_memory_equal(b.p, want, sizeof want);
+    cql_buf_free(&b);
+    /* no statement, or a failed allocation: no frame */
+    cql_batch_begin(&b, 4, 1, CQL_BATCH_LOGGED);
+    assert_int_equal(cql_batch_end(&b, 0, CQL_ONE, 0), -1);
+    cql_buf_free(&b);
+    cql_buf_free(&v);
+}
+
 /* A RESULT Rows body: global spec k.t, more pages ("ps"), columns
  * a int, b list<map<text, k."Addr"(street text, zip int)>>, c tuple<int, blob>,
  * d 'org.apache.cassandra.db.marshal.DurationType', e jsonb; one row. */
@@ -373,6 +405,7 @@ int main(void)
         cmocka_unit_test(response_headers_parse_and_bad_ones_are_refused),
         cmocka_unit_test(auth_response_is_sasl_plain_and_the_buffer_can_be_wiped),
         cmocka_unit_test(query_and_execute_carry_consistency_values_paging_and_timestamp),
+        cmocka_unit_test(batch_holds_prepared_and_text_statements_and_its_count),
         cmocka_unit_test(rows_metadata_reads_nested_types_and_the_cells_follow),
         cmocka_unit_test(every_truncation_of_a_rows_body_is_refused_without_reading_past_it),
         cmocka_unit_test(types_too_deep_unknown_or_removed_are_refused),
