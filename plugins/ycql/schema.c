@@ -305,7 +305,7 @@ static int kind_rank(const char *k)
     return !strcmp(k, "partition_key") ? 0 : !strcmp(k, "clustering") ? 1 : !strcmp(k, "static") ? 2 : 3;
 }
 
-static int col_cmp(const void *a, const void *b)
+int ycql_column_cmp(const void *a, const void *b)
 {
     const ycql_column *x = a, *y = b;
     int kx = kind_rank(x->kind), ky = kind_rank(y->kind);
@@ -400,7 +400,7 @@ int ycql_schema_read(cql_conn *c, const char *ks, ycql_schema *s, char *err, siz
     if (!rc) {
         qsort(s->tables, s->ntables, sizeof *s->tables, table_cmp);
         for (size_t i = 0; i < s->ntables; i++)
-            qsort(s->tables[i].cols, s->tables[i].ncols, sizeof *s->tables[i].cols, col_cmp);
+            qsort(s->tables[i].cols, s->tables[i].ncols, sizeof *s->tables[i].cols, ycql_column_cmp);
     }
     if (rc)
         ycql_schema_free(s);

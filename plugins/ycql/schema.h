@@ -45,6 +45,10 @@ typedef struct ycql_schema {
     size_t nindexes;
 } ycql_schema;
 
+/* qsort order of a table's columns: partition key, clustering (by position), static,
+ * regular (by name); ycql_schema_read leaves every table's columns in it. */
+int ycql_column_cmp(const void *a, const void *b);
+
 /* Reads keyspace `ks` over c. 0, or -1 with err (the keyspace does not exist: says so). */
 int ycql_schema_read(cql_conn *c, const char *ks, ycql_schema *out, char *err, size_t errlen);
 void ycql_schema_free(ycql_schema *s);

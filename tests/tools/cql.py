@@ -9,6 +9,11 @@
   cql.py HOST PORT USER PASSWORD dump KEYSPACE  prints every row of every table of KEYSPACE as
                                                 one canonical JSON line (tests/tools/cql.js
                                                 prints the same lines from the Node driver)
+  cql.py HOST PORT USER PASSWORD rows KEYSPACE:DIR
+                                                the same lines from arca's row-format objects
+                                                DIR/TABLE.N.rows (docs/YCQL.md), each cell's bytes
+                                                decoded by the driver's own type for its column:
+                                                equal to `dump` when arca kept every byte
 
 Canonical values (the same rules in cql.js): integers of any size as strings, decimals as "unscaled,scale",
 floating point as the hex of its IEEE 754 double, blobs as hex, timestamps as milliseconds,
@@ -22,6 +27,7 @@ import datetime
 import decimal
 import ipaddress
 import json
+import os
 import struct
 import sys
 import uuid
@@ -114,6 +120,66 @@ def dump(session, ks):
         print(line)
 
 
+def rows(session, arg):
+    """Decodes arca's row format (docs/YCQL.md) with this driver's deserializers."""
+    ks, d = arg.split(":", 1)
+    lines = []
+    for fn in sorted(os.listdir(d)):
+        if not fn.endswith(".rows"):
+            continue
+        table = fn.rsplit(".", 2)[0]
+        b = open(os.path.join(d, fn), "rb").read()
+        off = 0
+
+        def take(n):
+            nonlocal off
+            if off + n > len(b):
+                raise ValueError("%s: cut at %d" % (fn, off))
+            v = b[off:off + n]
+            off += n
+            return v
+
+        def u(fmt):
+            f = struct.Struct(">" + fmt)
+            return f.unpack(take(f.size))[0]
+
+        def string():
+            return take(u("H")).decode()
+
+        if take(4) != b"ARCQ" or u("B") != 1:
+            raise ValueError("%s: not a version 1 rows object" % fn)
+        u("B")
+        cols = []
+        for _ in range(u("H")):
+            name, typ = string(), string()
+            kind, meta = u("B"), u("B")
+            cols.append((name, typ, kind, meta))
+        types = session.execute("SELECT %s FROM %s.%s LIMIT 1" % (
+            ", ".join(quote(c[0]) for c in cols), quote(ks), quote(table))).column_types
+        count = 0
+        while True:
+            tag = take(1)
+            if tag == b"E":
+                if u("q") != count or off != len(b):
+                    raise ValueError("%s: end marker count or trailing bytes" % fn)
+                break
+            if tag != b"R":
+                raise ValueError("%s: bad tag" % fn)
+            row = {"table": table}
+            for (name, _, _, meta), t in zip(cols, types):
+                n = u("i")
+                v = None if n < 0 else t.from_binary(take(n), 4)
+                row[name] = canon(v)
+                if meta:
+                    wt, ttl = u("q"), u("i")
+                    row["writetime(%s)" % name] = None if wt == -2**63 else str(wt)
+                    row["ttl(%s)" % name] = None if ttl == 0 else str(ttl)
+            count += 1
+            lines.append(js(row))
+    for line in sorted(lines):
+        print(line)
+
+
 def run_file(session, path):
     stmt = []
     with open(path, encoding="utf-8") as f:
@@ -129,7 +195,7 @@ def run_file(session, path):
 
 
 def main():
-    if len(sys.argv) != 7 or sys.argv[5] not in ("exec", "dump", "ddl"):
+    if len(sys.argv) != 7 or sys.argv[5] not in ("exec", "dump", "ddl", "rows"):
         raise SystemExit(__doc__)
     host, port, user, password, cmd, arg = sys.argv[1:]
     cluster = Cluster([host], port=int(port), protocol_version=4, connect_timeout=10,
@@ -143,6 +209,8 @@ def main():
             if arg not in cluster.metadata.keyspaces:
                 raise KeyError("no keyspace %s" % arg)
             print(cluster.metadata.keyspaces[arg].export_as_string())
+        elif cmd == "rows":
+            rows(session, arg)
         else:
             dump(session, arg)
     except Exception as e:  # the driver's message, one line

@@ -11,6 +11,10 @@
  *       "protocol vN"
  *   cqlprobe [OPTIONS] HOST PORT USER PASSWORD ddl KEYSPACE [AS_KEYSPACE]
  *       the DDL plugins/ycql/schema.c writes for KEYSPACE (renamed to AS_KEYSPACE)
+ *   cqlprobe [OPTIONS] HOST PORT USER PASSWORD export KEYSPACE N PAGE_SIZE DIR
+ *       every table of KEYSPACE in N token ranges, each range into DIR/TABLE.I.rows in the
+ *       archive's row format (plugins/ycql/export.c, rows.c; write time and TTL kept):
+ *       "TABLE ranges N rows M" per table
  * OPTIONS: --ssl, --ca FILE, --no-verify, --timeout MS (connect and request).
  * A failure: its message on stderr, exit 1 (a server ERROR also on stdout as
  * "error 0xCODE (name): message"). Built by tests/e2e/cql_peers.sh. */
@@ -19,6 +23,7 @@
 #include <string.h>
 
 #include "../../plugins/ycql/cqlconn.h"
+#include "../../plugins/ycql/export.h"
 #include "../../plugins/ycql/schema.h"
 
 static void fail(const char *what)
@@ -100,6 +105,49 @@ static int query(cql_conn *c, int page_size, const char *q)
     return 0;
 }
 
+static int to_file(void *ud, const void *p, size_t n)
+{
+    return fwrite(p, 1, n, ud) == n ? 0 : -1;
+}
+
+static int export_keyspace(cql_conn *c, const char *ks, int n, int page_size, const char *dir)
+{
+    ycql_schema s;
+    char err[2000];
+    if (ycql_schema_read(c, ks, &s, err, sizeof err))
+        fail(err);
+    ycql_range *ranges = calloc((size_t)n, sizeof *ranges);
+    if (!ranges || ycql_split_tokens(n, ranges))
+        fail("bad number of ranges");
+    ycql_export_opts o = {.consistency = CQL_QUORUM, .page_size = page_size, .writetime_ttl = 1};
+    for (size_t t = 0; t < s.ntables; t++) {
+        uint16_t ncols;
+        yr_col *cols = ycql_row_columns(&s, &s.tables[t], 1, &ncols);
+        if (!cols)
+            fail("out of memory");
+        int64_t total = 0;
+        for (int i = 0; i < n; i++) {
+            char path[4096];
+            snprintf(path, sizeof path, "%s/%s.%d.rows", dir, s.tables[t].name, i);
+            FILE *f = fopen(path, "wb");
+            if (!f)
+                fail(path);
+            int64_t rows;
+            if (ycql_export_range(c, ks, &s.tables[t], cols, ncols, &ranges[i], &o, to_file, f, &rows, err,
+                                  sizeof err))
+                fail(err);
+            if (fclose(f))
+                fail(path);
+            total += rows;
+        }
+        printf("%s ranges %d rows %lld\n", s.tables[t].name, n, (long long)total);
+        ycql_row_columns_free(cols, ncols);
+    }
+    free(ranges);
+    ycql_schema_free(&s);
+    return 0;
+}
+
 static int pipeline(cql_conn *c, int n, const char *q)
 {
     cql_buf b = {0};
@@ -161,7 +209,7 @@ int main(int argc, char **argv)
     }
     if (argc - i < 5)
         fail("usage: cqlprobe [--ssl] [--ca FILE] [--no-verify] [--timeout MS] HOST PORT USER PASSWORD "
-             "query PAGE_SIZE QUERY | pipeline N QUERY | version | ddl KEYSPACE [AS]");
+             "query PAGE_SIZE QUERY | pipeline N QUERY | version | ddl KEYSPACE [AS] | export KEYSPACE N PAGE DIR");
     o.host = argv[i];
     o.port = argv[i + 1];
     o.user = argv[i + 2];
@@ -188,6 +236,8 @@ int main(int argc, char **argv)
         free(ddl);
         ycql_schema_free(&s);
         rc = 0;
+    } else if (!strcmp(cmd, "export") && argc - i == 9) {
+        rc = export_keyspace(c, argv[i + 5], atoi(argv[i + 6]), atoi(argv[i + 7]), argv[i + 8]);
     } else if (!strcmp(cmd, "pipeline") && argc - i == 7) {
         rc = pipeline(c, atoi(argv[i + 5]), argv[i + 6]);
     } else {

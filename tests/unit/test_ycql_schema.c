@@ -16,6 +16,9 @@
 #include "../../plugins/ycql/cqlconn.c"
 #include "../../plugins/ycql/cqlwire.c"
 #include "../../plugins/ycql/schema.c"
+#include "../../plugins/ycql/export.c"
+#include "../../plugins/ycql/ranges.c"
+#include "../../plugins/ycql/rows.c"
 
 static ycql_column col(const char *name, const char *kind, int pos, const char *order, const char *type)
 {
@@ -65,6 +68,52 @@ static void build(ycql_schema *s)
     s->indexes[1] = (ycql_index){strdup("orders_lines"), strdup("Orders"),
                                  strdup("CUSTOM:org.apache.cassandra.index.sai.StorageAttachedIndex"),
                                  strdup("values(lines)")};
+}
+
+/* the export's columns: keys first in key order, then static and regular by name; write time
+ * and TTL for the cells that have one (not collections, counters, non-frozen user types) */
+static void export_columns_and_select(void **state)
+{
+    (void)state;
+    ycql_schema s;
+    build(&s);
+    ycql_table *t = &s.tables[0];
+    t->cols = realloc(t->cols, 9 * sizeof *t->cols);
+    t->cols[6] = col("addr", "regular", -1, "none", "\"Address\"");
+    t->cols[7] = col("Total", "regular", -1, "none", "decimal");
+    t->cols[8] = col("hits", "regular", -1, "none", "counter");
+    t->ncols = 9;
+    uint16_t n;
+    yr_col *v = ycql_row_columns(&s, t, 1, &n);
+    assert_non_null(v);
+    assert_int_equal(n, 9);
+    static const char *const names[] = {"customer", "Region", "placed", "id", "note", "Total", "addr", "hits", "lines"};
+    static const int kinds[] = {YR_PARTITION, YR_PARTITION, YR_CLUSTERING, YR_CLUSTERING, YR_STATIC,
+                                YR_REGULAR, YR_REGULAR, YR_REGULAR, YR_REGULAR};
+    static const int metas[] = {0, 0, 0, 0, 1, 1, 0, 0, 0};
+    for (int i = 0; i < 9; i++) {
+        assert_string_equal(v[i].name, names[i]);
+        assert_int_equal(v[i].kind, kinds[i]);
+        if (v[i].meta != metas[i])
+            fail_msg("%s: meta %d", names[i], v[i].meta);
+    }
+    ycql_range r[2];
+    ycql_split_tokens(2, r);
+    char *q = ycql_select("Shop", t, v, n, &r[1], 0);
+    assert_string_equal(q, "SELECT customer, \"Region\", placed, id, note, \"Total\", addr, hits, lines, "
+                           "writetime(note), ttl(note), writetime(\"Total\"), ttl(\"Total\") FROM \"Shop\".\"Orders\" "
+                           "WHERE token(customer, \"Region\") > ? AND token(customer, \"Region\") <= ?");
+    free(q);
+    ycql_row_columns_free(v, n);
+    /* without write time and TTL: no meta at all */
+    v = ycql_row_columns(&s, t, 0, &n);
+    for (int i = 0; i < 9; i++)
+        assert_int_equal(v[i].meta, 0);
+    q = ycql_select("shop", t, v, n, &r[0], 1);
+    assert_non_null(strstr(q, "lines FROM shop.\"Orders\" WHERE partition_hash(customer, \"Region\") >= ?"));
+    free(q);
+    ycql_row_columns_free(v, n);
+    ycql_schema_free(&s);
 }
 
 static void ddl_recreates_types_in_order_tables_and_indexes_under_another_name(void **state)
@@ -178,6 +227,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(ddl_recreates_types_in_order_tables_and_indexes_under_another_name),
+        cmocka_unit_test(export_columns_and_select),
         cmocka_unit_test(a_single_partition_key_without_clustering_has_no_order_clause),
         cmocka_unit_test(types_that_use_each_other_in_a_cycle_are_refused),
         cmocka_unit_test(cells_of_system_schema_decode_and_bad_ones_are_refused),
